@@ -1,0 +1,133 @@
+//! The one error type of the domain boundary. Resolvers and HTTP handlers return it; the mapping
+//! to a GraphQL `extensions.code` lives in `graphql::errors`, and to HTTP statuses in `http`.
+
+use sea_orm::{DbErr, SqlErr};
+
+pub type AppResult<T> = Result<T, AppError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{message}")]
+    BadInput { field: Option<String>, message: String },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("{0}")]
+    TooComplex(String),
+    /// Anything unexpected. The cause is logged, never sent to clients.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+/// The fixed set of codes clients see in `extensions.code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    Unauthenticated,
+    Forbidden,
+    BadUserInput,
+    NotFound,
+    Conflict,
+    RateLimited,
+    QueryTooComplex,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::BadUserInput => "BAD_USER_INPUT",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
+
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::Unauthenticated => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::BadUserInput | ErrorCode::QueryTooComplex => 400,
+            ErrorCode::NotFound => 404,
+            ErrorCode::Conflict => 409,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Internal => 500,
+        }
+    }
+}
+
+impl AppError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            AppError::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            AppError::Forbidden(_) => ErrorCode::Forbidden,
+            AppError::BadInput { .. } => ErrorCode::BadUserInput,
+            AppError::NotFound(_) => ErrorCode::NotFound,
+            AppError::Conflict(_) => ErrorCode::Conflict,
+            AppError::RateLimited { .. } => ErrorCode::RateLimited,
+            AppError::TooComplex(_) => ErrorCode::QueryTooComplex,
+            AppError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    pub fn unauthenticated() -> Self {
+        AppError::Unauthenticated("authentication required".into())
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        AppError::Forbidden(message.into())
+    }
+
+    /// Invalid input in a named field (the GraphQL input path, e.g. `input.email`).
+    pub fn bad_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        AppError::BadInput { field: Some(field.into()), message: message.into() }
+    }
+
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        AppError::BadInput { field: None, message: message.into() }
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        AppError::NotFound(what.into())
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        AppError::Conflict(message.into())
+    }
+
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        AppError::Internal(cause.into())
+    }
+}
+
+impl From<DbErr> for AppError {
+    fn from(err: DbErr) -> Self {
+        // Constraint violations are the client's doing; callers that know which constraint map
+        // them to a precise message first. Never pass the SQL text on.
+        match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => {
+                AppError::conflict("a record with the same unique value already exists")
+            }
+            Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
+                AppError::bad_input("a referenced record does not exist or is still in use")
+            }
+            _ => AppError::Internal(anyhow::Error::new(err).context("database error")),
+        }
+    }
+}
+
+impl From<anyhow::Error> for AppError {
+    fn from(err: anyhow::Error) -> Self {
+        AppError::Internal(err)
+    }
+}

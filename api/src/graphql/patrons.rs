@@ -1,0 +1,365 @@
+//! Patrons: queries, mutations, the `Patron` type and its loaders.
+
+use std::{collections::HashMap, sync::Arc};
+
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result, dataloader::Loader};
+use chrono::{DateTime, Utc};
+use entity::{consent_event, patron};
+use uuid::Uuid;
+
+use super::{
+    connection::{RelayConnection, into_connection, wants_total_count},
+    context::ContextExt,
+    enums::{ConsentPurpose, ConsentSource, PatronStatus, PatronType, SortDirection, to_db},
+    ids::{NodeKind, parse_global_id, to_global_id},
+    interactions::{Interaction, InteractionOwner, InteractionsFilter, interactions_of},
+    loaders::AppLoader,
+};
+use crate::{
+    domain::{
+        pagination::PageArgs,
+        patrons::{self as domain, ConsentInput, NewPatron, PatronFilter, PatronPatch, PatronSort},
+    },
+    error::AppError,
+};
+
+/// A person the library serves. Patrons may read their own record, without tags.
+pub struct Patron(pub patron::Model);
+
+#[Object]
+impl Patron {
+    pub async fn id(&self) -> ID {
+        to_global_id(NodeKind::Patron, self.0.id)
+    }
+    /// Library card number, upper-case; null once the patron is erased.
+    async fn card_number(&self) -> Option<&str> {
+        self.0.card_number.as_deref()
+    }
+    /// Null once the patron is erased.
+    async fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+    async fn email(&self) -> Option<&str> {
+        self.0.email.as_deref()
+    }
+    async fn phone(&self) -> Option<&str> {
+        self.0.phone.as_deref()
+    }
+    async fn patron_type(&self) -> PatronType {
+        self.0.patron_type.into()
+    }
+    async fn home_branch(&self) -> Option<&str> {
+        self.0.home_branch.as_deref()
+    }
+    async fn status(&self) -> PatronStatus {
+        self.0.status.into()
+    }
+    /// Staff-facing labels, sorted (staff, admins and partners only).
+    async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+        domain::check_read_tags(ctx.viewer())?;
+        Ok(ctx.loader()?.load_one(PatronTagsKey(self.0.id)).await?.unwrap_or_default())
+    }
+    /// Current consent per purpose: the latest decision for each purpose ever recorded.
+    /// A purpose that is absent has never been given.
+    async fn consents(&self, ctx: &Context<'_>) -> Result<Vec<Consent>> {
+        let events = ctx.loader()?.load_one(PatronConsentsKey(self.0.id)).await?.unwrap_or_default();
+        Ok(events.into_iter().map(Consent).collect())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// This patron's interactions that the viewer may see, newest first.
+    async fn interactions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<InteractionsFilter>,
+    ) -> Result<RelayConnection<Interaction>> {
+        interactions_of(ctx, InteractionOwner::Patron(self.0.id), filter, PageArgs { first, after, last, before }).await
+    }
+}
+
+/// A patron's current decision on one consent purpose.
+pub struct Consent(pub consent_event::Model);
+
+#[Object]
+impl Consent {
+    async fn purpose(&self) -> ConsentPurpose {
+        self.0.purpose.into()
+    }
+    /// True when given, false when withdrawn.
+    async fn granted(&self) -> bool {
+        self.0.granted
+    }
+    /// When the patron gave or withdrew it.
+    async fn recorded_at(&self) -> DateTime<Utc> {
+        self.0.recorded_at
+    }
+    async fn source(&self) -> ConsentSource {
+        self.0.source.into()
+    }
+    /// Version of the consent wording shown, if known.
+    async fn text_version(&self) -> Option<&str> {
+        self.0.text_version.as_deref()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loaders
+
+/// Loader key: a patron by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PatronId(pub Uuid);
+
+impl Loader<PatronId> for AppLoader {
+    type Value = patron::Model;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[PatronId]) -> Result<HashMap<PatronId, Self::Value>, Self::Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = domain::by_ids(&self.db, &ids).await?;
+        Ok(rows.into_iter().map(|m| (PatronId(m.id), m)).collect())
+    }
+}
+
+/// Loader key: the tags of a patron.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PatronTagsKey(pub Uuid);
+
+impl Loader<PatronTagsKey> for AppLoader {
+    type Value = Vec<String>;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[PatronTagsKey]) -> Result<HashMap<PatronTagsKey, Self::Value>, Self::Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let mut tags = domain::tags_for(&self.db, &ids).await?;
+        Ok(keys.iter().map(|k| (*k, tags.remove(&k.0).unwrap_or_default())).collect())
+    }
+}
+
+/// Loader key: the current consents of a patron.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PatronConsentsKey(pub Uuid);
+
+impl Loader<PatronConsentsKey> for AppLoader {
+    type Value = Vec<consent_event::Model>;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[PatronConsentsKey]) -> Result<HashMap<PatronConsentsKey, Self::Value>, Self::Error> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let mut consents = domain::current_consents_for(&self.db, &ids).await?;
+        Ok(keys.iter().map(|k| (*k, consents.remove(&k.0).unwrap_or_default())).collect())
+    }
+}
+
+/// Load one patron for a relation field or `node`, applying the viewer's access rules.
+pub async fn load_patron(ctx: &Context<'_>, id: Uuid) -> Result<Patron> {
+    domain::check_read(ctx.viewer(), id)?;
+    let model = ctx.loader()?.load_one(PatronId(id)).await?.ok_or_else(|| AppError::not_found("patron"))?;
+    Ok(Patron(model))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries
+
+#[derive(InputObject, Default)]
+pub struct PatronsFilter {
+    /// Case-insensitive text in name, card number or email.
+    pub text: Option<String>,
+    /// Any of these patron types.
+    pub patron_types: Option<Vec<PatronType>>,
+    /// Carrying any of these tags (exact match).
+    pub tags: Option<Vec<String>>,
+    /// Any of these statuses.
+    pub statuses: Option<Vec<PatronStatus>>,
+    /// This home branch (exact match).
+    pub home_branch: Option<String>,
+}
+
+impl From<PatronsFilter> for PatronFilter {
+    fn from(f: PatronsFilter) -> Self {
+        PatronFilter {
+            text: f.text,
+            patron_types: to_db(&f.patron_types.unwrap_or_default()),
+            tags: f.tags.unwrap_or_default(),
+            statuses: to_db(&f.statuses.unwrap_or_default()),
+            home_branch: f.home_branch,
+        }
+    }
+}
+
+#[derive(async_graphql::Enum, Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum PatronOrderField {
+    #[default]
+    Name,
+    CreatedAt,
+    CardNumber,
+}
+
+#[derive(InputObject, Default)]
+pub struct PatronOrder {
+    #[graphql(default)]
+    pub field: PatronOrderField,
+    #[graphql(default)]
+    pub direction: SortDirection,
+}
+
+#[derive(Default)]
+pub struct PatronQuery;
+
+#[Object]
+impl PatronQuery {
+    /// Patron records (staff, admins, partners with `patrons:read`).
+    async fn patrons(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<PatronsFilter>,
+        order_by: Option<PatronOrder>,
+    ) -> Result<RelayConnection<Patron>> {
+        let state = ctx.state()?;
+        let viewer = ctx.viewer();
+        let window = PageArgs { first, after, last, before }.window(state.limits())?;
+        let filter: PatronFilter = filter.unwrap_or_default().into();
+        let order = order_by.unwrap_or_default();
+        let sort = match order.field {
+            PatronOrderField::Name => PatronSort::Name,
+            PatronOrderField::CreatedAt => PatronSort::CreatedAt,
+            PatronOrderField::CardNumber => PatronSort::CardNumber,
+        };
+        let page = domain::list(&state.db, viewer, &filter, sort, order.direction.into(), &window).await?;
+        let total = if wants_total_count(ctx) { Some(domain::count(&state.db, viewer, &filter).await?) } else { None };
+        Ok(into_connection(page, total, Patron))
+    }
+
+    /// One patron by global id. A patron may ask only for their own id.
+    async fn patron(&self, ctx: &Context<'_>, id: ID) -> Result<Patron> {
+        domain::check_read_any(ctx.viewer())?;
+        load_patron(ctx, parse_global_id(&id, NodeKind::Patron, "id")?).await
+    }
+
+    /// The signed-in patron's own record (patron tokens only).
+    async fn me(&self, ctx: &Context<'_>) -> Result<Patron> {
+        let viewer = ctx.viewer();
+        let id = viewer.patron_id().ok_or_else(|| viewer.denied("use `me`: it is the signed-in patron's record"))?;
+        load_patron(ctx, id).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mutations
+
+/// A consent decision recorded by staff on the patron's behalf.
+#[derive(InputObject)]
+pub struct ConsentDecisionInput {
+    pub purpose: ConsentPurpose,
+    pub granted: bool,
+    /// Version of the consent wording shown to the patron, if known.
+    pub text_version: Option<String>,
+}
+
+impl From<ConsentDecisionInput> for ConsentInput {
+    fn from(c: ConsentDecisionInput) -> Self {
+        ConsentInput { purpose: c.purpose.into(), granted: c.granted, text_version: c.text_version }
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreatePatronInput {
+    /// 4–32 letters, digits or dashes; stored upper-case; unique.
+    pub card_number: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub patron_type: PatronType,
+    pub home_branch: Option<String>,
+    /// ACTIVE unless given.
+    pub status: Option<PatronStatus>,
+    /// Up to 20 tags of at most 50 characters; duplicates are dropped.
+    #[graphql(default)]
+    pub tags: Vec<String>,
+    /// Initial consents, at most one per purpose.
+    #[graphql(default)]
+    pub consents: Vec<ConsentDecisionInput>,
+}
+
+#[derive(InputObject)]
+pub struct UpdatePatronInput {
+    pub id: ID,
+    pub card_number: Option<String>,
+    pub name: Option<String>,
+    /// Null or empty clears it.
+    pub email: MaybeUndefined<String>,
+    /// Null or empty clears it.
+    pub phone: MaybeUndefined<String>,
+    pub patron_type: Option<PatronType>,
+    /// Null or empty clears it.
+    pub home_branch: MaybeUndefined<String>,
+    pub status: Option<PatronStatus>,
+    /// Replaces all tags when given.
+    pub tags: Option<Vec<String>>,
+    /// Consent decisions to record now, at most one per purpose.
+    pub consents: Option<Vec<ConsentDecisionInput>>,
+}
+
+/// Absent keeps a field, null clears it.
+fn patch_value(value: MaybeUndefined<String>) -> Option<Option<String>> {
+    match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(Some(v)),
+    }
+}
+
+#[derive(Default)]
+pub struct PatronMutation;
+
+#[Object]
+impl PatronMutation {
+    /// Register a patron with tags and initial consents (staff, admins, partners with
+    /// `patrons:write`).
+    async fn create_patron(&self, ctx: &Context<'_>, input: CreatePatronInput) -> Result<Patron> {
+        let state = ctx.state()?;
+        let input = NewPatron {
+            card_number: input.card_number,
+            name: input.name,
+            email: input.email,
+            phone: input.phone,
+            patron_type: input.patron_type.into(),
+            home_branch: input.home_branch,
+            status: input.status.map(Into::into),
+            tags: input.tags,
+            consents: input.consents.into_iter().map(Into::into).collect(),
+        };
+        Ok(Patron(domain::create(&state.db, ctx.viewer(), input).await?))
+    }
+
+    /// Change a patron; omitted fields keep their value.
+    async fn update_patron(&self, ctx: &Context<'_>, input: UpdatePatronInput) -> Result<Patron> {
+        let state = ctx.state()?;
+        let viewer = ctx.viewer();
+        domain::check_write(viewer)?;
+        let id = parse_global_id(&input.id, NodeKind::Patron, "input.id")?;
+        let patch = PatronPatch {
+            card_number: input.card_number,
+            name: input.name,
+            email: patch_value(input.email),
+            phone: patch_value(input.phone),
+            patron_type: input.patron_type.map(Into::into),
+            home_branch: patch_value(input.home_branch),
+            status: input.status.map(Into::into),
+            tags: input.tags,
+            consents: input.consents.unwrap_or_default().into_iter().map(Into::into).collect(),
+        };
+        Ok(Patron(domain::update(&state.db, viewer, id, patch).await?))
+    }
+}

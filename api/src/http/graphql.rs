@@ -1,0 +1,314 @@
+//! GraphQL over HTTP, following the specification rather than the adapter: `Accept`
+//! negotiation, 400 without `data` for request errors under `application/graphql-response+json`,
+//! 415 for non-JSON POSTs, 405 for mutations over GET, body and batch limits.
+
+use std::{sync::Arc, time::Instant};
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::{StatusCode, header},
+    web,
+};
+use async_graphql::{
+    BatchRequest, Request, Response,
+    http::GraphiQLSource,
+    parser::{parse_query, types::OperationType},
+};
+use futures_util::StreamExt;
+use serde_json::{Value as Json, json};
+
+use super::negotiate::{ResponseType, is_json_content_type, negotiate, wants_html};
+use crate::{
+    auth::Viewer,
+    error::{AppError, ErrorCode},
+    graphql::{AppSchema, errors::ExecutionMarker, loaders::AppLoader},
+    state::AppState,
+};
+
+/// An HTTP answer with GraphQL-shaped errors and no `data`, for failures before execution.
+fn request_failure(status: StatusCode, media: ResponseType, code: ErrorCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, media.content_type()))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] }))
+}
+
+/// Resolve the viewer from `Authorization`. A token that is present but bad is an error, never
+/// silently anonymous.
+pub fn viewer_from_request(req: &HttpRequest, state: &AppState) -> Result<Viewer, AppError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(Viewer::anonymous());
+    };
+    let value = value.to_str().map_err(|_| AppError::Unauthenticated("malformed Authorization header".into()))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| AppError::Unauthenticated("expected `Authorization: Bearer <token>`".into()))?;
+    state.jwt.verify(token).map(|(viewer, _)| viewer)
+}
+
+fn unauthenticated(media: ResponseType, err: &AppError) -> HttpResponse {
+    let mut response = request_failure(StatusCode::UNAUTHORIZED, media, ErrorCode::Unauthenticated, &err.to_string());
+    if let Ok(value) = header::HeaderValue::from_str(r#"Bearer error="invalid_token""#) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+fn header_str<'a>(req: &'a HttpRequest, name: header::HeaderName) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `POST /graphql`
+pub async fn post(
+    req: HttpRequest,
+    mut payload: web::Payload,
+    schema: web::Data<AppSchema>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let Some(media) = negotiate(header_str(&req, header::ACCEPT)) else {
+        return not_acceptable();
+    };
+    if !is_json_content_type(header_str(&req, header::CONTENT_TYPE)) {
+        state.metrics.reject("unsupported_media_type");
+        return request_failure(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            media,
+            ErrorCode::BadUserInput,
+            "POST bodies must be `application/json`",
+        );
+    }
+    let limit = state.limits().max_body_bytes;
+    let too_large = || {
+        state.metrics.reject("payload_too_large");
+        request_failure(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            media,
+            ErrorCode::BadUserInput,
+            &format!("request body exceeds {limit} bytes"),
+        )
+    };
+    let declared = header_str(&req, header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return too_large();
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let Ok(chunk) = chunk else {
+            return request_failure(StatusCode::BAD_REQUEST, media, ErrorCode::BadUserInput, "could not read the body");
+        };
+        if body.len() + chunk.len() > limit {
+            return too_large();
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let batch: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(batch) => batch,
+        Err(err) => {
+            state.metrics.reject("bad_json");
+            let message = if serde_json::from_slice::<Json>(&body).is_ok() {
+                format!("invalid GraphQL request parameters: {err}")
+            } else {
+                "the body is not valid JSON".to_owned()
+            };
+            return request_failure(StatusCode::BAD_REQUEST, media, ErrorCode::BadUserInput, &message);
+        }
+    };
+    let viewer = match viewer_from_request(&req, &state) {
+        Ok(viewer) => viewer,
+        Err(err) => return unauthenticated(media, &err),
+    };
+    match batch {
+        BatchRequest::Single(request) => execute_single(&schema, &state, viewer, request, media, false).await,
+        BatchRequest::Batch(requests) => {
+            if requests.len() > state.limits().max_batch {
+                state.metrics.reject("batch_too_large");
+                return request_failure(
+                    StatusCode::BAD_REQUEST,
+                    media,
+                    ErrorCode::QueryTooComplex,
+                    &format!("a batch may hold at most {} operations", state.limits().max_batch),
+                );
+            }
+            execute_batch(&schema, &state, viewer, requests, media).await
+        }
+    }
+}
+
+/// `GET /graphql`: queries only; GraphiQL for a browser.
+pub async fn get(req: HttpRequest, schema: web::Data<AppSchema>, state: web::Data<AppState>) -> HttpResponse {
+    let accept = header_str(&req, header::ACCEPT);
+    let params = match web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string()) {
+        Ok(params) => params.into_inner(),
+        Err(_) => {
+            return request_failure(
+                StatusCode::BAD_REQUEST,
+                negotiate(accept).unwrap_or(ResponseType::Json),
+                ErrorCode::BadUserInput,
+                "malformed query string",
+            );
+        }
+    };
+    if wants_html(accept) && !params.contains_key("query") {
+        return HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(GraphiQLSource::build().endpoint("/graphql").title("Rapport GraphiQL").finish());
+    }
+    let Some(media) = negotiate(accept) else {
+        return not_acceptable();
+    };
+    let bad = |message: String| request_failure(StatusCode::BAD_REQUEST, media, ErrorCode::BadUserInput, &message);
+    let Some(query) = params.get("query").filter(|q| !q.trim().is_empty()) else {
+        return bad("missing `query` parameter".into());
+    };
+    let mut request = Request::new(query.clone());
+    request.operation_name = params.get("operationName").filter(|n| !n.is_empty()).cloned();
+    if let Some(raw) = params.get("variables").filter(|v| !v.is_empty()) {
+        match serde_json::from_str(raw) {
+            Ok(variables) => request.variables = variables,
+            Err(_) => return bad("`variables` must be a JSON object".into()),
+        }
+    }
+    if let Some(raw) = params.get("extensions").filter(|v| !v.is_empty()) {
+        match serde_json::from_str(raw) {
+            Ok(extensions) => request.extensions = extensions,
+            Err(_) => return bad("`extensions` must be a JSON object".into()),
+        }
+    }
+    // GET must never change anything: refuse mutations before executing.
+    if let Ok(document) = parse_query(query) {
+        let selected = document.operations.iter().find(|(name, _)| match &request.operation_name {
+            Some(wanted) => name.is_some_and(|n| n.as_str() == wanted),
+            None => true,
+        });
+        if let Some((_, operation)) = selected {
+            if operation.node.ty != OperationType::Query {
+                state.metrics.reject("mutation_over_get");
+                let mut response = request_failure(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    media,
+                    ErrorCode::BadUserInput,
+                    "only queries may be sent with GET; use POST",
+                );
+                response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+                return response;
+            }
+        }
+    }
+    let viewer = match viewer_from_request(&req, &state) {
+        Ok(viewer) => viewer,
+        Err(err) => return unauthenticated(media, &err),
+    };
+    execute_single(&schema, &state, viewer, request, media, true).await
+}
+
+fn not_acceptable() -> HttpResponse {
+    HttpResponse::NotAcceptable()
+        .content_type("application/json; charset=utf-8")
+        .json(json!({ "errors": [{
+            "message": "supported response types: application/graphql-response+json, application/json",
+            "extensions": { "code": ErrorCode::BadUserInput.as_str() }
+        }]}))
+}
+
+struct Executed {
+    response: Response,
+    request_error: bool,
+}
+
+async fn run(schema: &AppSchema, state: &AppState, viewer: &Viewer, request: Request) -> Executed {
+    let marker = Arc::new(ExecutionMarker::default());
+    let request = request
+        .data(viewer.clone())
+        .data(AppLoader::for_request(state.db.clone()))
+        .data(marker.clone());
+    let started = Instant::now();
+    let response = schema.execute(request).await;
+    let request_error = !marker.executed() && response.is_err();
+    let outcome = if request_error {
+        "request_error"
+    } else if response.is_err() {
+        "field_error"
+    } else {
+        "ok"
+    };
+    state.metrics.record_request("graphql", outcome, started.elapsed());
+    Executed { response, request_error }
+}
+
+/// The response body: request errors carry no `data` key at all.
+fn body_of(executed: &Executed) -> Json {
+    let mut body = serde_json::to_value(&executed.response).unwrap_or_else(|_| json!({}));
+    if executed.request_error {
+        if let Some(object) = body.as_object_mut() {
+            object.remove("data");
+        }
+    }
+    body
+}
+
+fn cache_control(viewer: &Viewer, response: &Response, is_get: bool) -> String {
+    if viewer.is_authenticated() {
+        // Per-viewer data must never land in a shared cache.
+        return "private, no-store".into();
+    }
+    match (is_get, response.is_ok(), response.cache_control.value()) {
+        (true, true, Some(value)) if response.cache_control.public && response.cache_control.max_age > 0 => {
+            format!("public, {value}")
+        }
+        _ => "no-store".into(),
+    }
+}
+
+async fn execute_single(
+    schema: &AppSchema,
+    state: &AppState,
+    viewer: Viewer,
+    request: Request,
+    media: ResponseType,
+    is_get: bool,
+) -> HttpResponse {
+    let executed = run(schema, state, &viewer, request).await;
+    let status = if executed.request_error && media == ResponseType::GraphqlResponseJson {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let mut builder = HttpResponse::build(status);
+    builder
+        .insert_header((header::CONTENT_TYPE, media.content_type()))
+        .insert_header((header::CACHE_CONTROL, cache_control(&viewer, &executed.response, is_get)))
+        .insert_header((header::VARY, "Authorization, Accept"));
+    if let Some(retry) = retry_after(&executed.response) {
+        builder.insert_header((header::RETRY_AFTER, retry.to_string()));
+    }
+    builder.json(body_of(&executed))
+}
+
+async fn execute_batch(
+    schema: &AppSchema,
+    state: &AppState,
+    viewer: Viewer,
+    requests: Vec<Request>,
+    media: ResponseType,
+) -> HttpResponse {
+    let results =
+        futures_util::future::join_all(requests.into_iter().map(|request| run(schema, state, &viewer, request))).await;
+    let body: Vec<Json> = results.iter().map(body_of).collect();
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, media.content_type()))
+        .insert_header((header::CACHE_CONTROL, if viewer.is_authenticated() { "private, no-store" } else { "no-store" }))
+        .insert_header((header::VARY, "Authorization, Accept"))
+        .json(body)
+}
+
+fn retry_after(response: &Response) -> Option<u64> {
+    response.errors.iter().find_map(|e| {
+        e.extensions.as_ref().and_then(|ext| ext.get("retryAfter")).and_then(|v| match v {
+            async_graphql::Value::Number(n) => n.as_u64(),
+            _ => None,
+        })
+    })
+}

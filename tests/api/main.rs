@@ -1,0 +1,14 @@
+//! Black-box tests: each starts the real server on a fresh database (SQLite, or PostgreSQL with
+//! `TEST_DATABASE_URL`) and talks to it over HTTP like a client.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod funders;
+mod http_rules;
+mod interactions;
+mod migrations;
+mod node;
+mod patrons;
+mod roles;
+mod schema;
+mod seed;
+mod statements;
