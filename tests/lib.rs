@@ -1,8 +1,11 @@
 //! The black-box harness shared by the test binary and the benchmark: start the real server
 //! on a fresh database, talk to it over HTTP like a client.
+// The harness is test code: a failed set-up should stop the test with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod client;
 pub mod db;
+pub mod redis_server;
 pub mod server;
 
 pub use client::{GqlResponse, TestClient};

@@ -69,6 +69,9 @@ pub async fn spawn_on(database: Arc<TestDatabase>, options: TestOptions) -> Test
     if let Ok(redis) = std::env::var("TEST_REDIS_URL") {
         env.push(("REDIS_URL".into(), redis));
     }
+    // Tests run in parallel on one Redis: each database gets its own key prefix, which the
+    // instances sharing that database (spawn_on) share, like a real deployment.
+    env.push(("RAPPORT_CACHE_PREFIX".into(), cache_prefix_for(&database.url)));
     if options.demo {
         env.push(("RAPPORT_DEMO".into(), "1".into()));
     }
@@ -86,7 +89,27 @@ pub async fn spawn_on(database: Arc<TestDatabase>, options: TestOptions) -> Test
     test_app
 }
 
+/// The cache prefix of the instances serving one test database.
+pub fn cache_prefix_for(database_url: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    database_url.hash(&mut hasher);
+    format!("rapport-test:{:016x}:{}:", hasher.finish(), std::process::id())
+}
+
 impl TestApp {
+    /// The sum of every series of a metric in `/metrics` (e.g. `rapport_cache_hits_total`, or
+    /// one series with its labels: `rapport_cache_hits_total{area="catalogue"}`).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text =
+            self.client.http.get(self.url("/metrics")).send().await.expect("metrics").text().await.expect("body");
+        text.lines()
+            .filter(|l| l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b' ' | b'{')))
+            .filter_map(|l| l.rsplit(' ').next())
+            .filter_map(|v| v.parse::<f64>().ok())
+            .sum()
+    }
+
     async fn wait_until_ready(&self) {
         for _ in 0..200 {
             if let Ok(resp) = self.client.http.get(format!("{}/healthz", self.address)).send().await {

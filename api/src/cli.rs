@@ -34,6 +34,29 @@ enum Command {
     Seed,
     /// Exit 0 when the server at RAPPORT_BIND answers `/readyz` (for container health checks).
     Healthcheck,
+    /// Create an ADMIN account. The password comes from RAPPORT_ADMIN_PASSWORD or a prompt,
+    /// never from the command line.
+    CreateAdmin(CreateAdminArgs),
+    /// Apply the retention policy now: anonymise interactions older than RETENTION_DAYS (or
+    /// --days) and delete expired refresh tokens, then exit.
+    Purge(PurgeArgs),
+}
+
+#[derive(Args, Debug)]
+struct PurgeArgs {
+    /// Days to keep interactions linked to their patron (default: RETENTION_DAYS).
+    #[arg(long)]
+    days: Option<u32>,
+}
+
+#[derive(Args, Debug)]
+struct CreateAdminArgs {
+    /// Login email of the new admin.
+    #[arg(long)]
+    email: String,
+    /// Name shown for the account (default: "Administrator").
+    #[arg(long)]
+    name: Option<String>,
 }
 
 #[derive(Args, Debug, Default)]
@@ -140,6 +163,20 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             };
             let (token, _) = keys.mint(&request)?;
             println!("{token}");
+            Ok(())
+        }
+        Command::CreateAdmin(args) => {
+            let password = crate::auth::bootstrap::admin_password(std::env::var(crate::auth::bootstrap::PASSWORD_ENV).ok())?;
+            let account = crate::auth::bootstrap::create_admin(&settings, &args.email, args.name.as_deref(), &password).await?;
+            tracing::info!(account = %account.id, email = %account.email, "admin account created");
+            println!("admin account {} created for {}", account.id, account.email);
+            Ok(())
+        }
+        Command::Purge(args) => {
+            let db = db::connect(&settings.database, None).await?;
+            db::migrate(&db).await?;
+            let report = crate::domain::privacy::purge_command(&db, args.days.or(settings.retention_days)).await?;
+            println!("{report}");
             Ok(())
         }
         Command::Healthcheck => {

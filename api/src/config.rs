@@ -44,6 +44,26 @@ pub struct JwtSettings {
     pub access_ttl: Duration,
     /// Allowed clock skew when checking `exp` and `nbf`.
     pub leeway: Duration,
+    /// `kid` of the current key; derived from the key when unset.
+    pub key_id: Option<String>,
+    /// PEM public keys (one or more blocks) of earlier RS256/EdDSA keys: their tokens still
+    /// verify until they expire, new tokens use the current key.
+    pub previous_public_keys_pem: Option<String>,
+    /// Earlier HS256 secrets, still accepted for verification after a rotation.
+    pub previous_secrets: Vec<SecretString>,
+}
+
+/// Sessions and logins.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// Lifetime of a refresh token (each rotation issues a new one).
+    pub refresh_ttl: Duration,
+    /// Failed logins per account (or card number, or partner client) within the window before
+    /// further attempts are refused.
+    pub login_max_failures: u64,
+    /// Failed logins per client address within the window.
+    pub login_max_failures_per_ip: u64,
+    pub login_failure_window: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +117,7 @@ pub struct Settings {
     /// Prefix of every cache key, so instances of different libraries (or tests) can share a Redis.
     pub cache_prefix: String,
     pub jwt: JwtSettings,
+    pub auth: AuthSettings,
     pub limits: Limits,
     /// Fill an empty database with the demo library on start.
     pub demo: bool,
@@ -105,6 +126,45 @@ pub struct Settings {
     pub log_format_json: bool,
     /// HTTP worker threads; one per core when unset.
     pub workers: Option<usize>,
+    /// Redis behaviour, catalogue and persisted-query caching.
+    pub cache: CacheSettings,
+    /// Requests per minute per viewer, by role.
+    pub rate_limits: RateLimits,
+    /// Take the client address from `X-Forwarded-For` (only behind a proxy you run).
+    pub trust_proxy: bool,
+    /// Interactions older than this many days lose their patron link, comment and staff notes
+    /// (hourly job and `rapport purge`); unset keeps them forever (`RETENTION_DAYS`).
+    pub retention_days: Option<u32>,
+}
+
+/// How the cache behaves: Redis timeouts and circuit breaker, what is cached for how long.
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    /// Connect and response timeout of every Redis call.
+    pub redis_timeout: Duration,
+    /// Consecutive Redis failures that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker skips Redis before probing it again.
+    pub breaker_cooldown: Duration,
+    /// Lifetime of cached catalogue answers (0 = no catalogue caching). Also the longest another
+    /// instance can serve a stale catalogue if Redis was unreachable when a write happened.
+    pub catalogue_ttl: Duration,
+    /// Lifetime of stored persisted-query documents.
+    pub persisted_query_ttl: Duration,
+    /// Accept only documents already registered (automatic persisted queries allow-list).
+    pub persisted_only: bool,
+}
+
+/// Requests per minute per viewer (token subject; client address for anonymous callers);
+/// 0 means unlimited.
+#[derive(Debug, Clone)]
+pub struct RateLimits {
+    pub anonymous: u64,
+    pub patron: u64,
+    pub funder: u64,
+    pub partner: u64,
+    pub staff: u64,
+    pub admin: u64,
 }
 
 impl Settings {
@@ -149,6 +209,17 @@ impl Settings {
             audience: get("JWT_AUDIENCE").unwrap_or_else(|| "rapport-api".to_owned()),
             access_ttl: Duration::from_secs(parse_num(&get, "JWT_ACCESS_TTL_SECS", 900)?),
             leeway: Duration::from_secs(parse_num(&get, "JWT_LEEWAY_SECS", 30)?),
+            key_id: get("JWT_KEY_ID"),
+            previous_public_keys_pem: read_pem("JWT_PREVIOUS_PUBLIC_KEYS", "JWT_PREVIOUS_PUBLIC_KEYS_FILE")?,
+            previous_secrets: get("JWT_PREVIOUS_SECRETS")
+                .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| SecretString::from(s.to_owned())).collect())
+                .unwrap_or_default(),
+        };
+        let auth = AuthSettings {
+            refresh_ttl: Duration::from_secs(parse_num(&get, "REFRESH_TTL_SECS", 30 * 86_400)?),
+            login_max_failures: parse_num(&get, "LOGIN_MAX_FAILURES", 5)?,
+            login_max_failures_per_ip: parse_num(&get, "LOGIN_MAX_FAILURES_PER_IP", 50)?,
+            login_failure_window: Duration::from_secs(parse_num(&get, "LOGIN_FAILURE_WINDOW_SECS", 900)?),
         };
         let defaults = Limits::default();
         let limits = Limits {
@@ -174,11 +245,40 @@ impl Settings {
             redis_url: get("REDIS_URL").map(SecretString::from),
             cache_prefix: get("RAPPORT_CACHE_PREFIX").unwrap_or_else(|| "rapport:".to_owned()),
             jwt,
+            auth,
             limits,
             demo: matches!(get("RAPPORT_DEMO").as_deref(), Some("1" | "true" | "yes")),
             shutdown_timeout: Duration::from_secs(parse_num(&get, "RAPPORT_SHUTDOWN_TIMEOUT_SECS", 30)?),
             log_format_json: matches!(get("RAPPORT_LOG_FORMAT").as_deref(), Some("json")),
             workers: get("RAPPORT_WORKERS").map(|w| w.parse()).transpose().map_err(|_| invalid("RAPPORT_WORKERS", "must be a number"))?,
+            cache: CacheSettings {
+                redis_timeout: Duration::from_millis(parse_num(&get, "REDIS_TIMEOUT_MS", 250)?),
+                breaker_failures: parse_num(&get, "REDIS_BREAKER_FAILURES", 3)?,
+                breaker_cooldown: Duration::from_millis(parse_num(&get, "REDIS_BREAKER_COOLDOWN_MS", 5_000)?),
+                catalogue_ttl: Duration::from_secs(parse_num(&get, "RAPPORT_CATALOGUE_CACHE_TTL_SECS", 30)?),
+                persisted_query_ttl: Duration::from_secs(parse_num(
+                    &get,
+                    "RAPPORT_PERSISTED_QUERY_TTL_SECS",
+                    30 * 86_400,
+                )?),
+                persisted_only: matches!(get("RAPPORT_PERSISTED_ONLY").as_deref(), Some("1" | "true" | "yes")),
+            },
+            rate_limits: RateLimits {
+                anonymous: parse_num(&get, "RAPPORT_RATE_LIMIT_ANONYMOUS", 600)?,
+                patron: parse_num(&get, "RAPPORT_RATE_LIMIT_PATRON", 600)?,
+                funder: parse_num(&get, "RAPPORT_RATE_LIMIT_FUNDER", 600)?,
+                partner: parse_num(&get, "RAPPORT_RATE_LIMIT_PARTNER", 3_000)?,
+                staff: parse_num(&get, "RAPPORT_RATE_LIMIT_STAFF", 3_000)?,
+                admin: parse_num(&get, "RAPPORT_RATE_LIMIT_ADMIN", 6_000)?,
+            },
+            trust_proxy: matches!(get("RAPPORT_TRUST_PROXY").as_deref(), Some("1" | "true" | "yes")),
+            retention_days: match get("RETENTION_DAYS") {
+                None => None,
+                Some(raw) => match raw.trim().parse::<u32>() {
+                    Ok(days) if days > 0 => Some(days),
+                    _ => return Err(invalid("RETENTION_DAYS", format!("`{raw}` is not a positive number of days"))),
+                },
+            },
         };
         settings.validate()?;
         Ok(settings)

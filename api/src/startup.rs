@@ -6,7 +6,7 @@ use actix_web::{App, HttpServer, dev::Server, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::{
-    auth::JwtKeys, cache::Cache, config::Settings, db, graphql::build_schema, http, metrics::Metrics, seed, state::AppState,
+    auth::JwtKeys, cache, config::Settings, db, graphql::build_schema, http, metrics::Metrics, seed, state::AppState,
 };
 
 pub struct Application {
@@ -31,8 +31,13 @@ impl Application {
         let port = listener.local_addr()?.port();
         let shutdown_timeout = settings.shutdown_timeout.as_secs();
         let workers = settings.workers;
-        let cache = Cache::in_memory(settings.cache_prefix.clone());
-        let state = AppState { db, settings: Arc::new(settings), jwt, metrics, cache };
+        let (cache, events) = cache::from_settings(&settings, metrics.clone())?;
+        metrics.watch_pool(db.clone());
+        let audit = crate::domain::audit::AuditLog::start(&db);
+        if let Some(days) = settings.retention_days {
+            crate::domain::privacy::spawn_retention_job(db.clone(), days);
+        }
+        let state = AppState { db, settings: Arc::new(settings), jwt, metrics, cache, events, audit };
         let schema = build_schema(state.clone());
         let server_state = state.clone();
         let mut server = HttpServer::new(move || {
@@ -59,7 +64,10 @@ impl Application {
     }
 
     /// Serve until SIGINT/SIGTERM; actix stops accepting and drains in-flight requests.
+    /// Afterwards the audit events still queued are written before returning.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.state.audit.shutdown().await;
+        result
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
-use crate::{auth::JwtKeys, cache::Cache, config::Settings, metrics::Metrics};
+use crate::{auth::JwtKeys, cache::Cache, config::Settings, events::Events, metrics::Metrics};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -13,6 +13,10 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     pub metrics: Arc<Metrics>,
     pub cache: Cache,
+    /// Events for subscriptions, shared across instances through Redis.
+    pub events: Events,
+    /// The audit trail's background writer (flushed on graceful shutdown).
+    pub audit: crate::domain::audit::AuditLog,
 }
 
 impl AppState {

@@ -14,6 +14,8 @@ mod m20261122_000001_create_services;
 mod m20261122_000002_create_patrons;
 mod m20261122_000003_create_interactions;
 mod m20261122_000004_create_funders;
+mod m20261122_000005_create_identity;
+mod m20261122_000006_create_audit_event;
 
 /// All migrations, in the order they are applied.
 pub struct Migrator;
@@ -26,6 +28,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_create_patrons::Migration),
             Box::new(m20261122_000003_create_interactions::Migration),
             Box::new(m20261122_000004_create_funders::Migration),
+            Box::new(m20261122_000005_create_identity::Migration),
+            Box::new(m20261122_000006_create_audit_event::Migration),
         ]
     }
 }

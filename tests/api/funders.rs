@@ -476,7 +476,7 @@ async fn service_fundings_depend_on_the_viewer() {
     let resp = app.client.query(Some(&app.staff_token()), query, json!({ "id": open })).await;
     assert_eq!(ids(&resp), both);
     let resp = app.client.query(Some(&app.funder_token(uuid_of(&a))), query, json!({ "id": open })).await;
-    assert_eq!(ids(&resp), [a_open.clone()]);
+    assert_eq!(ids(&resp), std::slice::from_ref(&a_open));
     let resp = app.client.query(Some(&app.funder_token(uuid_of(&b))), query, json!({ "id": open })).await;
     assert_eq!(ids(&resp), [b_open]);
 

@@ -2,13 +2,20 @@
 //! `TEST_DATABASE_URL`) and talks to it over HTTP like a client.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod auth;
+mod cache;
 mod funders;
 mod http_rules;
 mod interactions;
+mod jwt_attacks;
 mod migrations;
 mod node;
+mod partners;
 mod patrons;
+mod persisted;
+mod ratelimit;
 mod roles;
 mod schema;
 mod seed;
 mod statements;
+mod subscriptions;

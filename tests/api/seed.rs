@@ -20,8 +20,8 @@ use uuid::Uuid;
 /// A pool on `database`, migrated, without starting a server.
 async fn connect(database: &TestDatabase) -> DatabaseConnection {
     let url = database.url.clone();
-    let settings =
-        rapport::config::Settings::from_lookup(move |key| (key == "DATABASE_URL").then(|| url.clone())).expect("settings");
+    let settings = rapport::config::Settings::from_lookup(move |key| (key == "DATABASE_URL").then(|| url.clone()))
+        .expect("settings");
     let db = rapport::db::connect(&settings.database, None).await.expect("connect");
     rapport::db::migrate(&db).await.expect("migrate");
     db
@@ -42,6 +42,7 @@ fn midnight(at: DateTime<Utc>) -> DateTime<Utc> {
 
 #[tokio::test]
 async fn demo_library_is_written_fast_once_and_served() {
+    rapport_tests::server::init_logging();
     let database = Arc::new(fresh_database().await.expect("database"));
     let db = connect(&database).await;
     let backend = if database.is_postgres() { "PostgreSQL" } else { "SQLite" };
@@ -190,7 +191,12 @@ async fn check_structure(db: &DatabaseConnection) {
     let users = |code: &str| per_patron.values().filter(|v| v.2.contains(code)).count() as f64;
     let both = |a: &str, b: &str| per_patron.values().filter(|v| v.2.contains(a) && v.2.contains(b)).count() as f64;
     let lift = |a: &str, b: &str| (both(a, b) / users(a)) / (users(b) / engaged);
-    for (a, b) in [("CHAT-REF", "EMBEDDED"), ("LAPTOP-LOAN", "STUDY-ROOMS"), ("ILL", "RESEARCH-CONSULT"), ("STORY-TIME", "HOMEWORK-HELP")] {
+    for (a, b) in [
+        ("CHAT-REF", "EMBEDDED"),
+        ("LAPTOP-LOAN", "STUDY-ROOMS"),
+        ("ILL", "RESEARCH-CONSULT"),
+        ("STORY-TIME", "HOMEWORK-HELP"),
+    ] {
         let l = lift(a, b);
         println!("co-usage lift {a} -> {b}: {l:.2}");
         assert!(l > 1.3, "lift {a} -> {b} = {l}");
@@ -244,7 +250,9 @@ async fn check_principals(db: &DatabaseConnection) {
     assert_eq!(principals.patron_card.as_deref(), Some(seed::SHOWCASE_CARD));
     assert_eq!(principals.funder_name.as_deref(), Some("Department of Education – Digital Learning Fund"));
     let patron = principals.patron_id.expect("demo patron");
-    let profile = rows(db, &format!("SELECT patron_type, status FROM patron WHERE card_number = '{}'", seed::SHOWCASE_CARD)).await;
+    let profile =
+        rows(db, &format!("SELECT patron_type, status FROM patron WHERE card_number = '{}'", seed::SHOWCASE_CARD))
+            .await;
     assert_eq!(profile[0].try_get::<String>("", "patron_type").unwrap(), "ONLINE_LEARNER");
     assert_eq!(profile[0].try_get::<String>("", "status").unwrap(), "ACTIVE");
     let history: Vec<String> = rows(

@@ -92,10 +92,7 @@ impl Scope {
 impl FromStr for Scope {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Scope::ALL
-            .into_iter()
-            .find(|scope| scope.as_str() == s)
-            .ok_or_else(|| format!("unknown scope `{s}`"))
+        Scope::ALL.into_iter().find(|scope| scope.as_str() == s).ok_or_else(|| format!("unknown scope `{s}`"))
     }
 }
 
@@ -115,6 +112,10 @@ pub struct Viewer {
     pub principal: Option<Principal>,
     /// The token's `jti`, for revocation and audit.
     pub token_id: Option<String>,
+    /// The session the token belongs to (`sid`), revoked together on logout or reuse detection.
+    pub session_id: Option<String>,
+    /// The token's `exp` (seconds since the epoch): how long a revocation must be kept.
+    pub token_expires_at: Option<i64>,
 }
 
 /// What the roles matrix grants, row rules aside.
@@ -142,7 +143,7 @@ impl Viewer {
     }
 
     pub fn new(principal: Principal) -> Self {
-        Self { principal: Some(principal), token_id: None }
+        Self { principal: Some(principal), ..Self::default() }
     }
 
     pub fn role(&self) -> Option<Role> {
@@ -174,6 +175,19 @@ impl Viewer {
     pub fn funder_id(&self) -> Option<Uuid> {
         match &self.principal {
             Some(Principal::Funder { funder_id, .. }) => Some(*funder_id),
+            _ => None,
+        }
+    }
+
+    /// The account behind an admin, staff or funder token (tokens minted by `login`; operator
+    /// tokens from `rapport token` name no account).
+    pub fn account_id(&self) -> Option<Uuid> {
+        match &self.principal {
+            Some(
+                Principal::Admin { account_id }
+                | Principal::Staff { account_id }
+                | Principal::Funder { account_id, .. },
+            ) => account_id.parse().ok(),
             _ => None,
         }
     }
@@ -231,11 +245,7 @@ impl Viewer {
     /// `Ok` when the capability is granted; `UNAUTHENTICATED` for anonymous viewers, `FORBIDDEN`
     /// for everyone else.
     pub fn require(&self, capability: Capability) -> AppResult<()> {
-        if self.can(capability) {
-            Ok(())
-        } else {
-            Err(self.denied(capability_label(capability)))
-        }
+        if self.can(capability) { Ok(()) } else { Err(self.denied(capability_label(capability))) }
     }
 
     pub fn require_authenticated(&self) -> AppResult<()> {

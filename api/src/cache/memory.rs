@@ -72,7 +72,7 @@ impl super::CacheStore for MemoryCache {
         self.counters.invalidate(key).await;
     }
 
-    async fn incr(&self, key: &str, window: Duration) -> Option<(u64, Duration)> {
+    async fn incr_by(&self, key: &str, by: u64, window: Duration) -> Option<(u64, Duration)> {
         let now = Instant::now();
         let result = self
             .counters
@@ -80,10 +80,10 @@ impl super::CacheStore for MemoryCache {
             .and_compute_with(|existing| {
                 let next = match existing.map(|e| e.into_value()) {
                     Some(entry) if now.duration_since(entry.started) < entry.ttl => {
-                        let count = u64::from_le_bytes(entry.value.try_into().unwrap_or([0; 8])) + 1;
+                        let count = u64::from_le_bytes(entry.value.try_into().unwrap_or([0; 8])).saturating_add(by);
                         Entry { value: count.to_le_bytes().to_vec(), ttl: entry.ttl, started: entry.started }
                     }
-                    _ => Entry { value: 1u64.to_le_bytes().to_vec(), ttl: window, started: now },
+                    _ => Entry { value: by.to_le_bytes().to_vec(), ttl: window, started: now },
                 };
                 std::future::ready(Op::Put(next))
             })

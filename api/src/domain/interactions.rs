@@ -11,7 +11,7 @@ use entity::{
 };
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, Iterable, Order, PaginatorTrait, QueryFilter,
-    QuerySelect, QueryTrait, SqlErr, TransactionOptions, TransactionSession, TransactionTrait,
+    QuerySelect, QueryTrait, RuntimeErr, SqlErr, TransactionOptions, TransactionSession, TransactionTrait,
     sea_query::{Alias, Asterisk, Expr, ExprTrait, Func, Query, SelectStatement, WindowStatement},
 };
 use uuid::Uuid;
@@ -259,8 +259,7 @@ pub async fn count(db: &impl ConnectionTrait, filter: &VisibleFilter) -> AppResu
 
 pub async fn get(db: &impl ConnectionTrait, viewer: &Viewer, id: Uuid) -> AppResult<interaction::Model> {
     require_read(viewer)?;
-    let model =
-        interaction::Entity::find_by_id(id).one(db).await?.ok_or_else(|| AppError::not_found("interaction"))?;
+    let model = interaction::Entity::find_by_id(id).one(db).await?.ok_or_else(|| AppError::not_found("interaction"))?;
     check_visible(viewer, &model)?;
     Ok(model)
 }
@@ -303,9 +302,7 @@ fn pages_statement(
     }
     let mut inner = select.into_query();
     let mut partition = WindowStatement::partition_by(owner_col);
-    partition
-        .order_by(interaction::Column::OccurredAt, direction.clone())
-        .order_by(interaction::Column::Id, direction);
+    partition.order_by(interaction::Column::OccurredAt, direction.clone()).order_by(interaction::Column::Id, direction);
     inner.expr_window_as(Func::cust("ROW_NUMBER"), partition, Alias::new("rn"));
     let limit = i64::try_from(window.limit.saturating_add(1)).unwrap_or(i64::MAX);
     Query::select()
@@ -334,8 +331,7 @@ pub async fn pages_of(
     window: &PageWindow,
 ) -> AppResult<HashMap<Uuid, Page<interaction::Model>>> {
     let after = cursor_position(window)?;
-    let mut grouped: HashMap<Uuid, Vec<interaction::Model>> =
-        owner_ids.iter().map(|id| (*id, Vec::new())).collect();
+    let mut grouped: HashMap<Uuid, Vec<interaction::Model>> = owner_ids.iter().map(|id| (*id, Vec::new())).collect();
     if window.limit > 0 {
         for chunk in owner_ids.chunks(MAX_BIND_PARAMS / 2) {
             let statement = pages_statement(kind, chunk, filter, window, after);
@@ -505,21 +501,20 @@ where
     }
     // Microseconds: what PostgreSQL keeps, so the returned row equals the stored one.
     let now = Utc::now().trunc_subsecs(6);
-    let checked = items
-        .into_iter()
-        .map(|(field, input)| check_item(&field, input, now))
-        .collect::<AppResult<Vec<_>>>()?;
+    let checked =
+        items.into_iter().map(|(field, input)| check_item(&field, input, now)).collect::<AppResult<Vec<_>>>()?;
     let mut attempt = 0;
     loop {
         attempt += 1;
         match insert_batch(db, &checked, now).await {
             Ok(recorded) => return Ok(recorded),
-            // A concurrent call stored some of the same keys between our check and our insert:
-            // everything was rolled back; the next round sees its rows as already present.
-            Err(BatchError::Db(err)) if is_unique_violation(&err) && attempt < RECORD_ATTEMPTS => {
-                tracing::debug!(attempt, "interaction batch met a concurrent writer; retrying");
+            // A concurrent call stored some of the same keys between our check and our insert
+            // (or the database chose us as a deadlock victim): everything was rolled back; the
+            // next round sees the other call's rows as already present.
+            Err(BatchError::Db(err)) if is_retryable(&err) && attempt < RECORD_ATTEMPTS => {
+                tracing::debug!(attempt, error = %err, "interaction batch met a concurrent writer; retrying");
             }
-            Err(BatchError::Db(err)) if is_unique_violation(&err) => {
+            Err(BatchError::Db(err)) if is_retryable(&err) => {
                 return Err(AppError::conflict(
                     "the same interactions are being recorded concurrently; retry the call",
                 ));
@@ -547,8 +542,18 @@ impl From<AppError> for BatchError {
     }
 }
 
-fn is_unique_violation(err: &DbErr) -> bool {
-    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+/// Errors that a fresh round can cure: a unique violation from a concurrent insert of the same
+/// key, a PostgreSQL deadlock or serialization failure, SQLite busy or locked.
+fn is_retryable(err: &DbErr) -> bool {
+    if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+        return true;
+    }
+    if let DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) = err
+        && let sea_orm::sqlx::Error::Database(db) = e.as_ref()
+    {
+        return matches!(db.code().as_deref(), Some("40P01" | "40001" | "5" | "6" | "261" | "262" | "517"));
+    }
+    false
 }
 
 /// One all-or-nothing round: look up referenced rows and existing keys, insert the rest.
@@ -587,7 +592,9 @@ where
         let patron_type = match item.patron_id {
             Some(id) => match patrons.get(&id) {
                 None => {
-                    return Err(AppError::bad_field(format!("{}.patronId", item.field), "no patron with this id").into());
+                    return Err(
+                        AppError::bad_field(format!("{}.patronId", item.field), "no patron with this id").into()
+                    );
                 }
                 Some(p) if p.status == PatronStatus::Erased => {
                     return Err(AppError::bad_field(
@@ -641,6 +648,9 @@ where
         recorded.push(Recorded { index, interaction: model, created: true });
     }
 
+    // Insert in key order so that two batches sharing keys wait on each other instead of
+    // deadlocking (PostgreSQL locks each new key of the unique index as it goes).
+    fresh.sort_by(|a, b| (&a.source, &a.external_id).cmp(&(&b.source, &b.external_id)));
     let columns = interaction::Column::iter().count().max(1);
     for chunk in fresh.chunks((MAX_BIND_PARAMS / columns).max(1)) {
         let rows = chunk.iter().cloned().map(interaction::ActiveModel::from);

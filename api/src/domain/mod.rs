@@ -1,10 +1,16 @@
 //! Domain logic: validation, queries and rules, free of GraphQL and HTTP.
 
+pub mod accounts;
+pub mod audit;
+pub mod consent;
 pub mod funders;
 pub mod interactions;
 pub mod money;
 pub mod pagination;
+pub mod partners;
+pub mod privacy;
 pub mod search;
 pub mod patrons;
 pub mod services;
+pub mod sessions;
 pub mod validation;

@@ -66,8 +66,8 @@ impl PageArgs {
             _ => limits.default_page_size,
         };
         let cursor = match (&self.after, &self.before) {
-            (Some(c), _) => Some(Cursor::decode(c).map_err(|_| AppError::bad_field("after", "invalid cursor"))?),
-            (_, Some(c)) => Some(Cursor::decode(c).map_err(|_| AppError::bad_field("before", "invalid cursor"))?),
+            (Some(c), _) => Some(Cursor::decode(c).ok_or_else(|| AppError::bad_field("after", "invalid cursor"))?),
+            (_, Some(c)) => Some(Cursor::decode(c).ok_or_else(|| AppError::bad_field("before", "invalid cursor"))?),
             _ => None,
         };
         if backward && self.after.is_some() {
@@ -119,9 +119,10 @@ impl Cursor {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
     }
 
-    pub fn decode(raw: &str) -> Result<Self, ()> {
-        let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).map_err(|_| ())?;
-        serde_json::from_slice(&bytes).map_err(|_| ())
+    /// `None` for anything that is not a cursor we issued.
+    pub fn decode(raw: &str) -> Option<Self> {
+        let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 }
 
@@ -253,8 +254,8 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
         let c = Cursor::new(SortValue::Text("Ada".into()), Uuid::now_v7());
-        assert_eq!(Cursor::decode(&c.encode()).ok(), Some(c));
-        assert!(Cursor::decode("not a cursor").is_err());
+        assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        assert!(Cursor::decode("not a cursor").is_none());
     }
 
     #[test]

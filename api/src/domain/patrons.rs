@@ -4,9 +4,8 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use entity::{
-    consent_event,
     enums::{ConsentPurpose, ConsentSource, PatronStatus, PatronType},
     patron, patron_tag,
 };
@@ -18,6 +17,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
+    consent::{self, ConsentChange},
     pagination::{Cursor, Keyset, Page, PageWindow, SortDirection, SortValue},
     search, validation,
 };
@@ -31,7 +31,6 @@ pub const MAX_TAGS: usize = 20;
 pub const MAX_TAG_LEN: usize = 50;
 const MAX_NAME_LEN: usize = 200;
 const MAX_BRANCH_LEN: usize = 100;
-const MAX_TEXT_VERSION_LEN: usize = 50;
 
 #[derive(Debug, Clone, Default)]
 pub struct PatronFilter {
@@ -168,7 +167,7 @@ fn keyset(sort: PatronSort, direction: SortDirection) -> Keyset {
     let key = match sort {
         PatronSort::Name => text_key(patron::Column::Name),
         PatronSort::CardNumber => text_key(patron::Column::CardNumber),
-        PatronSort::CreatedAt => Expr::col(patron::Column::CreatedAt).into(),
+        PatronSort::CreatedAt => Expr::col(patron::Column::CreatedAt),
     };
     Keyset::new(key, Expr::col(patron::Column::Id), direction)
 }
@@ -180,6 +179,16 @@ fn cursor(sort: PatronSort, model: &patron::Model) -> Cursor {
         PatronSort::CreatedAt => SortValue::Time(model.created_at),
     };
     Cursor::new(key, model.id)
+}
+
+/// Most tags one filter may name.
+const MAX_FILTER_TAGS: usize = 100;
+
+fn check_filter(filter: &PatronFilter) -> AppResult<()> {
+    if filter.tags.len() > MAX_FILTER_TAGS {
+        return Err(AppError::bad_field("filter.tags", format!("filter by at most {MAX_FILTER_TAGS} tags")));
+    }
+    Ok(())
 }
 
 /// A cursor made for another ordering would compare text with times: refuse it up front.
@@ -208,6 +217,7 @@ pub async fn list(
     window: &PageWindow,
 ) -> AppResult<Page<patron::Model>> {
     viewer.require(Capability::ReadPatrons)?;
+    check_filter(filter)?;
     check_cursor(sort, window)?;
     let select = patron::Entity::find().filter(condition(filter));
     keyset(sort, direction).fetch(db, select, window, |m| cursor(sort, m)).await
@@ -215,6 +225,7 @@ pub async fn list(
 
 pub async fn count(db: &impl ConnectionTrait, viewer: &Viewer, filter: &PatronFilter) -> AppResult<u64> {
     viewer.require(Capability::ReadPatrons)?;
+    check_filter(filter)?;
     Ok(patron::Entity::find().filter(condition(filter)).count(db).await?)
 }
 
@@ -243,37 +254,6 @@ pub async fn tags_for(db: &impl ConnectionTrait, patron_ids: &[Uuid]) -> AppResu
         out.entry(row.patron_id).or_default().push(row.tag);
     }
     Ok(out)
-}
-
-/// The current consent of each patron: the latest event per purpose (by `recorded_at`, then
-/// id), in the declaration order of the purposes. Purposes never recorded are absent.
-pub async fn current_consents_for(
-    db: &impl ConnectionTrait,
-    patron_ids: &[Uuid],
-) -> AppResult<HashMap<Uuid, Vec<consent_event::Model>>> {
-    let rows = consent_event::Entity::find()
-        .filter(consent_event::Column::PatronId.is_in(patron_ids.iter().copied()))
-        .order_by_asc(consent_event::Column::RecordedAt)
-        .order_by_asc(consent_event::Column::Id)
-        .all(db)
-        .await?;
-    Ok(latest_per_purpose(rows))
-}
-
-/// Keep the last event per (patron, purpose) of events given in ascending time order.
-fn latest_per_purpose(rows: Vec<consent_event::Model>) -> HashMap<Uuid, Vec<consent_event::Model>> {
-    let mut latest: HashMap<(Uuid, ConsentPurpose), consent_event::Model> = HashMap::new();
-    for row in rows {
-        latest.insert((row.patron_id, row.purpose), row);
-    }
-    let mut out: HashMap<Uuid, Vec<consent_event::Model>> = HashMap::new();
-    for ((patron_id, _), event) in latest {
-        out.entry(patron_id).or_default().push(event);
-    }
-    for events in out.values_mut() {
-        events.sort_by_key(|e| ConsentPurpose::ALL.iter().position(|p| *p == e.purpose));
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -325,21 +305,13 @@ fn valid_status(status: PatronStatus, field: &str) -> AppResult<PatronStatus> {
     }
 }
 
-/// One decision per purpose, with a bounded wording version.
-fn valid_consents(consents: &[ConsentInput], field: &str) -> AppResult<Vec<ConsentInput>> {
-    let mut out: Vec<ConsentInput> = Vec::with_capacity(consents.len());
-    for consent in consents {
-        if out.iter().any(|c| c.purpose == consent.purpose) {
-            return Err(AppError::bad_field(field, format!("{} is given more than once", consent.purpose)));
-        }
-        let text_version = validation::optional_text(
-            consent.text_version.as_deref(),
-            &format!("{field}.textVersion"),
-            MAX_TEXT_VERSION_LEN,
-        )?;
-        out.push(ConsentInput { purpose: consent.purpose, granted: consent.granted, text_version });
-    }
-    Ok(out)
+/// One decision per purpose, with a bounded wording version (the rules of `domain::consent`).
+fn valid_consents(consents: &[ConsentInput]) -> AppResult<Vec<ConsentChange>> {
+    let changes: Vec<ConsentChange> = consents
+        .iter()
+        .map(|c| ConsentChange { purpose: c.purpose, granted: c.granted, text_version: c.text_version.clone() })
+        .collect();
+    consent::validate_changes(&changes, None, false)
 }
 
 fn card_number_conflict(err: AppError) -> AppError {
@@ -352,26 +324,6 @@ fn card_number_conflict(err: AppError) -> AppError {
 async fn insert_tags(db: &impl ConnectionTrait, patron_id: Uuid, tags: &[String]) -> AppResult<()> {
     let rows = tags.iter().map(|tag| patron_tag::ActiveModel { patron_id: Set(patron_id), tag: Set(tag.clone()) });
     patron_tag::Entity::insert_many(rows).exec_without_returning(db).await?;
-    Ok(())
-}
-
-async fn insert_consents(
-    db: &impl ConnectionTrait,
-    patron_id: Uuid,
-    consents: &[ConsentInput],
-    now: DateTime<Utc>,
-) -> AppResult<()> {
-    let rows = consents.iter().map(|c| consent_event::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        patron_id: Set(patron_id),
-        purpose: Set(c.purpose),
-        granted: Set(c.granted),
-        source: Set(ConsentSource::Staff),
-        text_version: Set(c.text_version.clone()),
-        recorded_at: Set(now),
-        created_at: Set(now),
-    });
-    consent_event::Entity::insert_many(rows).exec_without_returning(db).await?;
     Ok(())
 }
 
@@ -388,7 +340,7 @@ where
     let home_branch = validation::optional_text(input.home_branch.as_deref(), "input.homeBranch", MAX_BRANCH_LEN)?;
     let status = valid_status(input.status.unwrap_or(PatronStatus::Active), "input.status")?;
     let tags = valid_tags(&input.tags, "input.tags")?;
-    let consents = valid_consents(&input.consents, "input.consents")?;
+    let consents = valid_consents(&input.consents)?;
 
     let now = Utc::now();
     let id = Uuid::now_v7();
@@ -409,7 +361,7 @@ where
     let txn = db.begin().await?;
     let created = model.insert(&txn).await.map_err(|e| card_number_conflict(e.into()))?;
     insert_tags(&txn, id, &tags).await?;
-    insert_consents(&txn, id, &consents, now).await?;
+    consent::record(&txn, id, &consents, ConsentSource::Staff, None).await?;
     txn.commit().await?;
     Ok(created)
 }
@@ -434,7 +386,7 @@ where
         .transpose()?;
     let status = patch.status.map(|s| valid_status(s, "input.status")).transpose()?;
     let tags = patch.tags.as_deref().map(|t| valid_tags(t, "input.tags")).transpose()?;
-    let consents = valid_consents(&patch.consents, "input.consents")?;
+    let consents = valid_consents(&patch.consents)?;
 
     let txn = db.begin().await?;
     let existing = patron::Entity::find_by_id(id).one(&txn).await?.ok_or_else(|| AppError::not_found("patron"))?;
@@ -470,7 +422,7 @@ where
         patron_tag::Entity::delete_many().filter(patron_tag::Column::PatronId.eq(id)).exec(&txn).await?;
         insert_tags(&txn, id, &tags).await?;
     }
-    insert_consents(&txn, id, &consents, now).await?;
+    consent::record(&txn, id, &consents, ConsentSource::Staff, None).await?;
     txn.commit().await?;
     Ok(updated)
 }
@@ -511,30 +463,5 @@ mod tests {
         });
         assert!(check_read(&partner, me).is_ok());
         assert!(check_read_tags(&partner).is_ok());
-    }
-
-    #[test]
-    fn the_latest_event_per_purpose_wins() {
-        let patron_id = Uuid::now_v7();
-        let at = |secs: i64| DateTime::<Utc>::from_timestamp(secs, 0).unwrap_or_default();
-        let event = |purpose, granted, secs| consent_event::Model {
-            id: Uuid::now_v7(),
-            patron_id,
-            purpose,
-            granted,
-            source: ConsentSource::Staff,
-            text_version: None,
-            recorded_at: at(secs),
-            created_at: at(secs),
-        };
-        let rows = vec![
-            event(ConsentPurpose::MarketingEmail, true, 1),
-            event(ConsentPurpose::Personalisation, true, 2),
-            event(ConsentPurpose::MarketingEmail, false, 3),
-        ];
-        let current = latest_per_purpose(rows);
-        let events = current.get(&patron_id).cloned().unwrap_or_default();
-        let summary: Vec<(ConsentPurpose, bool)> = events.iter().map(|e| (e.purpose, e.granted)).collect();
-        assert_eq!(summary, vec![(ConsentPurpose::Personalisation, true), (ConsentPurpose::MarketingEmail, false)]);
     }
 }

@@ -13,6 +13,8 @@ pub enum NodeKind {
     Interaction,
     Funder,
     Funding,
+    Account,
+    PartnerClient,
 }
 
 impl NodeKind {
@@ -23,12 +25,22 @@ impl NodeKind {
             NodeKind::Interaction => "Interaction",
             NodeKind::Funder => "Funder",
             NodeKind::Funding => "Funding",
+            NodeKind::Account => "Account",
+            NodeKind::PartnerClient => "PartnerClient",
         }
     }
 
     fn parse(s: &str) -> Option<Self> {
-        [NodeKind::Patron, NodeKind::Service, NodeKind::Interaction, NodeKind::Funder, NodeKind::Funding]
-            .into_iter()
+        [
+            NodeKind::Patron,
+            NodeKind::Service,
+            NodeKind::Interaction,
+            NodeKind::Funder,
+            NodeKind::Funding,
+            NodeKind::Account,
+            NodeKind::PartnerClient,
+        ]
+        .into_iter()
             .find(|k| k.as_str() == s)
     }
 }

@@ -198,9 +198,9 @@ impl Loader<OwnerCount> for AppLoader {
 pub async fn load_interaction(ctx: &Context<'_>, id: Uuid) -> Result<Interaction> {
     let viewer = ctx.viewer();
     domain::require_read(viewer)?;
-    let model =
-        ctx.loader()?.load_one(InteractionId(id)).await?.ok_or_else(|| AppError::not_found("interaction"))?;
+    let model = ctx.loader()?.load_one(InteractionId(id)).await?.ok_or_else(|| AppError::not_found("interaction"))?;
     domain::check_visible(viewer, &model)?;
+    super::audit::record_interaction_reads(ctx, [&model]).await?;
     Ok(Interaction(model))
 }
 
@@ -230,6 +230,7 @@ pub async fn interactions_of(
     } else {
         None
     };
+    super::audit::record_interaction_reads(ctx, page.items.iter().map(|(_, m)| m)).await?;
     Ok(into_connection(page, total, Interaction))
 }
 
@@ -259,8 +260,10 @@ pub struct InteractionsFilter {
 impl InteractionsFilter {
     /// The domain filter; `field` names the argument in errors.
     fn into_domain(self, field: &str) -> AppResult<InteractionFilter> {
-        let patron_id =
-            self.patron_id.map(|id| parse_global_id(&id, NodeKind::Patron, &format!("{field}.patronId"))).transpose()?;
+        let patron_id = self
+            .patron_id
+            .map(|id| parse_global_id(&id, NodeKind::Patron, &format!("{field}.patronId")))
+            .transpose()?;
         let service_id = self
             .service_id
             .map(|id| parse_global_id(&id, NodeKind::Service, &format!("{field}.serviceId")))
@@ -320,6 +323,7 @@ impl InteractionQuery {
         let direction = order_by.map_or(pagination::SortDirection::Desc, |o| o.direction.into());
         let page = domain::list(&state.db, &filter, direction, &window).await?;
         let total = if wants_total_count(ctx) { Some(domain::count(&state.db, &filter).await?) } else { None };
+        super::audit::record_interaction_reads(ctx, page.items.iter().map(|(_, m)| m)).await?;
         Ok(into_connection(page, total, Interaction))
     }
 
@@ -359,8 +363,10 @@ pub struct RecordInteractionInput {
 
 impl RecordInteractionInput {
     fn into_domain(self, field: &str) -> AppResult<NewInteraction> {
-        let patron_id =
-            self.patron_id.map(|id| parse_global_id(&id, NodeKind::Patron, &format!("{field}.patronId"))).transpose()?;
+        let patron_id = self
+            .patron_id
+            .map(|id| parse_global_id(&id, NodeKind::Patron, &format!("{field}.patronId")))
+            .transpose()?;
         Ok(NewInteraction {
             patron_id,
             service_id: parse_global_id(&self.service_id, NodeKind::Service, &format!("{field}.serviceId"))?,
@@ -420,7 +426,11 @@ impl InteractionMutation {
         let viewer = ctx.viewer();
         domain::require_write(viewer)?;
         let input = input.into_domain("input")?;
-        Ok(Interaction(domain::record(&state.db, viewer, input).await?.interaction))
+        let recorded = domain::record(&state.db, viewer, input).await?;
+        // Committed: announce it to subscribers (on every instance).
+        state.events.interactions_recorded(std::slice::from_ref(&recorded)).await;
+        super::audit::record_interaction_writes(ctx, recorded.created.then_some(&recorded.interaction)).await?;
+        Ok(Interaction(recorded.interaction))
     }
 
     /// Record a batch of interactions all-or-nothing, idempotent on `(source, externalId)`:
@@ -443,6 +453,10 @@ impl InteractionMutation {
             .collect::<AppResult<Vec<_>>>()?;
         let recorded = domain::record_many(&state.db, viewer, inputs, max).await?;
         let created = recorded.iter().filter(|r| r.created).count();
+        // Committed: announce the new ones to subscribers (on every instance).
+        state.events.interactions_recorded(&recorded).await;
+        super::audit::record_interaction_writes(ctx, recorded.iter().filter(|r| r.created).map(|r| &r.interaction))
+            .await?;
         Ok(RecordInteractionsPayload {
             created: count_i32(created),
             already_present: count_i32(recorded.len() - created),

@@ -5,6 +5,7 @@ use async_graphql::{Context, ID, Interface, Object, Result};
 
 use super::{
     funders::{Funder, Funding, load_funder, load_funding},
+    identity::{Account, PartnerClient, load_account, load_partner_client},
     ids::{NodeKind, decode_global_id, to_global_id},
     interactions::{Interaction, load_interaction},
     patrons::{Patron, load_patron},
@@ -21,6 +22,8 @@ pub enum Node {
     Interaction(Interaction),
     Funder(Funder),
     Funding(Funding),
+    Account(Account),
+    PartnerClient(PartnerClient),
 }
 
 /// The `id` of each node type, reachable from here (each type's own `id` resolver is private to
@@ -40,6 +43,7 @@ macro_rules! global_id {
 }
 
 global_id!(Patron => Patron, Service => Service, Interaction => Interaction, Funder => Funder, Funding => Funding);
+global_id!(Account => Account, PartnerClient => PartnerClient);
 
 #[derive(Default)]
 pub struct NodeQuery;
@@ -55,6 +59,8 @@ impl NodeQuery {
             NodeKind::Interaction => Node::Interaction(load_interaction(ctx, uuid).await?),
             NodeKind::Funder => Node::Funder(load_funder(ctx, uuid).await?),
             NodeKind::Funding => Node::Funding(load_funding(ctx, uuid).await?),
+            NodeKind::Account => Node::Account(load_account(ctx, uuid).await?),
+            NodeKind::PartnerClient => Node::PartnerClient(load_partner_client(ctx, uuid).await?),
         })
     }
 }

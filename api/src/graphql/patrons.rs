@@ -4,11 +4,13 @@ use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result, dataloader::Loader};
 use chrono::{DateTime, Utc};
-use entity::{consent_event, patron};
+use entity::{audit_event::AuditAction, consent_event, patron};
 use uuid::Uuid;
 
 use super::{
+    audit::{record_reads, record_write},
     connection::{RelayConnection, into_connection, wants_total_count},
+    consent::consent_history_of,
     context::ContextExt,
     enums::{ConsentPurpose, ConsentSource, PatronStatus, PatronType, SortDirection, to_db},
     ids::{NodeKind, parse_global_id, to_global_id},
@@ -17,8 +19,10 @@ use super::{
 };
 use crate::{
     domain::{
+        consent,
         pagination::PageArgs,
         patrons::{self as domain, ConsentInput, NewPatron, PatronFilter, PatronPatch, PatronSort},
+        privacy,
     },
     error::AppError,
 };
@@ -65,11 +69,27 @@ impl Patron {
         let events = ctx.loader()?.load_one(PatronConsentsKey(self.0.id)).await?.unwrap_or_default();
         Ok(events.into_iter().map(Consent).collect())
     }
+    /// Every consent decision recorded for this patron, newest first (staff, admins, partners
+    /// with `patrons:read`; a patron their own).
+    async fn consent_history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<RelayConnection<Consent>> {
+        consent_history_of(ctx, self.0.id, PageArgs { first, after, last, before }).await
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
+    }
+    /// When the patron was erased (all personal data removed).
+    async fn erased_at(&self) -> Option<DateTime<Utc>> {
+        self.0.erased_at
     }
     /// This patron's interactions that the viewer may see, newest first.
     async fn interactions(
@@ -85,7 +105,8 @@ impl Patron {
     }
 }
 
-/// A patron's current decision on one consent purpose.
+/// A consent decision on one purpose: the current one (`Patron.consents`) or one event of the
+/// history (`Patron.consentHistory`).
 pub struct Consent(pub consent_event::Model);
 
 #[Object]
@@ -153,15 +174,17 @@ impl Loader<PatronConsentsKey> for AppLoader {
 
     async fn load(&self, keys: &[PatronConsentsKey]) -> Result<HashMap<PatronConsentsKey, Self::Value>, Self::Error> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let mut consents = domain::current_consents_for(&self.db, &ids).await?;
+        let mut consents = consent::current_consents(&self.db, &ids).await?;
         Ok(keys.iter().map(|k| (*k, consents.remove(&k.0).unwrap_or_default())).collect())
     }
 }
 
-/// Load one patron for a relation field or `node`, applying the viewer's access rules.
+/// Load one patron for a relation field or `node`, applying the viewer's access rules. Staff,
+/// admin and partner reads are audited (`READ_PATRON`, once per patron and request).
 pub async fn load_patron(ctx: &Context<'_>, id: Uuid) -> Result<Patron> {
     domain::check_read(ctx.viewer(), id)?;
     let model = ctx.loader()?.load_one(PatronId(id)).await?.ok_or_else(|| AppError::not_found("patron"))?;
+    record_reads(ctx, AuditAction::ReadPatron, [id]).await?;
     Ok(Patron(model))
 }
 
@@ -216,6 +239,7 @@ pub struct PatronQuery;
 #[Object]
 impl PatronQuery {
     /// Patron records (staff, admins, partners with `patrons:read`).
+    #[allow(clippy::too_many_arguments, reason = "one parameter per GraphQL argument")]
     async fn patrons(
         &self,
         ctx: &Context<'_>,
@@ -238,6 +262,7 @@ impl PatronQuery {
         };
         let page = domain::list(&state.db, viewer, &filter, sort, order.direction.into(), &window).await?;
         let total = if wants_total_count(ctx) { Some(domain::count(&state.db, viewer, &filter).await?) } else { None };
+        record_reads(ctx, AuditAction::ListPatrons, page.items.iter().map(|(_, p)| p.id)).await?;
         Ok(into_connection(page, total, Patron))
     }
 
@@ -251,7 +276,10 @@ impl PatronQuery {
     async fn me(&self, ctx: &Context<'_>) -> Result<Patron> {
         let viewer = ctx.viewer();
         let id = viewer.patron_id().ok_or_else(|| viewer.denied("use `me`: it is the signed-in patron's record"))?;
-        load_patron(ctx, id).await
+        let patron = load_patron(ctx, id).await?;
+        // An erased patron's token stands for no one any more.
+        privacy::check_patron_alive(&patron.0)?;
+        Ok(patron)
     }
 }
 
@@ -320,6 +348,36 @@ fn patch_value(value: MaybeUndefined<String>) -> Option<Option<String>> {
     }
 }
 
+/// Consent decisions recorded with a create or update are also an `UPDATE_CONSENT`, so one
+/// filter on the action finds every consent change.
+async fn record_consent_write(ctx: &Context<'_>, patron_id: Uuid, decisions: usize) -> Result<()> {
+    if decisions > 0 {
+        let detail = format!("source: STAFF; decisions recorded: {decisions}");
+        record_write(ctx, AuditAction::UpdateConsent, Some(patron_id), Some(detail)).await?;
+    }
+    Ok(())
+}
+
+/// The names of the fields a patch changes, for the audit trail (never their values).
+fn changed_fields(patch: &PatronPatch) -> String {
+    let fields = [
+        ("cardNumber", patch.card_number.is_some()),
+        ("name", patch.name.is_some()),
+        ("email", patch.email.is_some()),
+        ("phone", patch.phone.is_some()),
+        ("patronType", patch.patron_type.is_some()),
+        ("homeBranch", patch.home_branch.is_some()),
+        ("status", patch.status.is_some()),
+        ("tags", patch.tags.is_some()),
+    ];
+    let names: Vec<&str> = fields.iter().filter(|(_, changed)| *changed).map(|(name, _)| *name).collect();
+    let mut detail = format!("fields: {}", if names.is_empty() { "none".to_owned() } else { names.join(", ") });
+    if !patch.consents.is_empty() {
+        detail.push_str(&format!("; consents recorded: {}", patch.consents.len()));
+    }
+    detail
+}
+
 #[derive(Default)]
 pub struct PatronMutation;
 
@@ -340,7 +398,12 @@ impl PatronMutation {
             tags: input.tags,
             consents: input.consents.into_iter().map(Into::into).collect(),
         };
-        Ok(Patron(domain::create(&state.db, ctx.viewer(), input).await?))
+        let consents = input.consents.len();
+        let created = domain::create(&state.db, ctx.viewer(), input).await?;
+        let detail = (consents > 0).then(|| format!("consents recorded: {consents}"));
+        record_write(ctx, AuditAction::CreatePatron, Some(created.id), detail).await?;
+        record_consent_write(ctx, created.id, consents).await?;
+        Ok(Patron(created))
     }
 
     /// Change a patron; omitted fields keep their value.
@@ -360,6 +423,11 @@ impl PatronMutation {
             tags: input.tags,
             consents: input.consents.unwrap_or_default().into_iter().map(Into::into).collect(),
         };
-        Ok(Patron(domain::update(&state.db, viewer, id, patch).await?))
+        let detail = changed_fields(&patch);
+        let consents = patch.consents.len();
+        let updated = domain::update(&state.db, viewer, id, patch).await?;
+        record_write(ctx, AuditAction::UpdatePatron, Some(id), Some(detail)).await?;
+        record_consent_write(ctx, id, consents).await?;
+        Ok(Patron(updated))
     }
 }

@@ -2,10 +2,7 @@
 
 use std::collections::HashMap;
 
-use async_graphql::{
-    Context, ID, InputObject, Object, Result,
-    dataloader::Loader,
-};
+use async_graphql::{Context, ID, InputObject, Object, Result, dataloader::Loader};
 use chrono::{DateTime, Utc};
 use entity::service;
 use uuid::Uuid;
@@ -20,11 +17,13 @@ use super::{
     loaders::AppLoader,
 };
 use crate::{
+    cache::catalogue::Catalogue,
     domain::{
         pagination::PageArgs,
         services::{self as domain, NewService, ServiceFilter, ServicePatch, ServiceSort},
     },
     error::AppError,
+    state::AppState,
 };
 
 /// Something the library offers: reference help, e-resources, workshops, loans, tutoring...
@@ -106,6 +105,11 @@ pub async fn load_service(ctx: &Context<'_>, id: Uuid) -> Result<Service> {
     Ok(Service(model))
 }
 
+/// Catalogue reads and writes through the shared cache (see `cache::catalogue`).
+fn catalogue(state: &AppState) -> Catalogue<'_> {
+    Catalogue::new(&state.cache, state.settings.cache.catalogue_ttl)
+}
+
 #[derive(InputObject, Default)]
 pub struct ServicesFilter {
     /// Any of these categories.
@@ -171,9 +175,9 @@ impl ServiceQuery {
             ServiceOrderField::Code => ServiceSort::Code,
             ServiceOrderField::CreatedAt => ServiceSort::CreatedAt,
         };
-        let viewer = ctx.viewer();
-        let page = domain::list(&state.db, viewer, &filter, sort, order.direction.into(), &window).await?;
-        let total = if wants_total_count(ctx) { Some(domain::count(&state.db, viewer, &filter).await?) } else { None };
+        let (page, total) = catalogue(state)
+            .list(&state.db, ctx.viewer(), &filter, sort, order.direction.into(), &window, wants_total_count(ctx))
+            .await?;
         Ok(into_connection(page, total, Service))
     }
 
@@ -183,9 +187,9 @@ impl ServiceQuery {
         let state = ctx.state()?;
         let model = match (id, code) {
             (Some(id), None) => {
-                domain::get(&state.db, ctx.viewer(), parse_global_id(&id, NodeKind::Service, "id")?).await?
+                catalogue(state).by_id(&state.db, ctx.viewer(), parse_global_id(&id, NodeKind::Service, "id")?).await?
             }
-            (None, Some(code)) => domain::get_by_code(&state.db, ctx.viewer(), &code).await?,
+            (None, Some(code)) => catalogue(state).by_code(&state.db, ctx.viewer(), &code).await?,
             _ => return Err(AppError::bad_input("pass exactly one of `id` or `code`").into()),
         };
         Ok(Service(model))
@@ -234,7 +238,9 @@ impl ServiceMutation {
             audience: to_db(&input.audience),
             active: input.active,
         };
-        Ok(Service(domain::create(&state.db, ctx.viewer(), input).await?))
+        let model = domain::create(&state.db, ctx.viewer(), input).await?;
+        catalogue(state).invalidate().await;
+        Ok(Service(model))
     }
 
     /// Change a service; omitted fields keep their value.
@@ -250,6 +256,8 @@ impl ServiceMutation {
             audience: input.audience.map(|a| to_db(&a)),
             active: input.active,
         };
-        Ok(Service(domain::update(&state.db, ctx.viewer(), id, patch).await?))
+        let model = domain::update(&state.db, ctx.viewer(), id, patch).await?;
+        catalogue(state).invalidate().await;
+        Ok(Service(model))
     }
 }

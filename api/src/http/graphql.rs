@@ -1,6 +1,7 @@
 //! GraphQL over HTTP, following the specification rather than the adapter: `Accept`
 //! negotiation, 400 without `data` for request errors under `application/graphql-response+json`,
-//! 415 for non-JSON POSTs, 405 for mutations over GET, body and batch limits.
+//! 415 for non-JSON POSTs, 405 for mutations over GET, body and batch limits. On top: per-viewer
+//! rate limits (429), automatic persisted queries, and the WebSocket upgrade for subscriptions.
 
 use std::{sync::Arc, time::Instant};
 
@@ -17,11 +18,16 @@ use async_graphql::{
 use futures_util::StreamExt;
 use serde_json::{Value as Json, json};
 
-use super::negotiate::{ResponseType, is_json_content_type, negotiate, wants_html};
+pub use super::ratelimit::ClientIp;
+use super::{
+    negotiate::{ResponseType, is_json_content_type, negotiate, wants_html},
+    persisted::{NOT_FOUND_CODE, NOT_FOUND_MESSAGE, Persisted, Refusal},
+    ratelimit, ws,
+};
 use crate::{
     auth::Viewer,
     error::{AppError, ErrorCode},
-    graphql::{AppSchema, errors::ExecutionMarker, loaders::AppLoader},
+    graphql::{AppSchema, errors::ExecutionMarker, loaders::AppLoader, observe::OperationKind},
     state::AppState,
 };
 
@@ -57,8 +63,51 @@ fn unauthenticated(media: ResponseType, err: &AppError) -> HttpResponse {
     response
 }
 
+/// 429 with `Retry-After` and a `RATE_LIMITED` error carrying `retryAfter`.
+fn rate_limited(media: ResponseType, exceeded: ratelimit::Exceeded) -> HttpResponse {
+    let retry = exceeded.retry_after_secs;
+    let message = AppError::RateLimited { retry_after_secs: retry }.to_string();
+    HttpResponse::build(StatusCode::TOO_MANY_REQUESTS)
+        .insert_header((header::CONTENT_TYPE, media.content_type()))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::RETRY_AFTER, retry.to_string()))
+        .json(json!({ "errors": [{
+            "message": message,
+            "extensions": { "code": ErrorCode::RateLimited.as_str(), "retryAfter": retry }
+        }]}))
+}
+
 fn header_str<'a>(req: &'a HttpRequest, name: header::HeaderName) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn persisted(state: &AppState) -> Persisted<'_> {
+    let cache = &state.settings.cache;
+    Persisted::new(&state.cache, cache.persisted_query_ttl, cache.persisted_only)
+}
+
+/// The body and status of a refused persisted-query request. `PersistedQueryNotFound` is
+/// answered 200 whatever the media type: Apollo clients stop using persisted queries when they
+/// see a 400, instead of sending the document.
+fn refusal_body(refusal: &Refusal) -> (StatusCode, Json) {
+    let (status, message, code) = match refusal {
+        Refusal::NotFound => (StatusCode::OK, NOT_FOUND_MESSAGE.to_owned(), NOT_FOUND_CODE),
+        Refusal::BadInput(message) => (StatusCode::BAD_REQUEST, message.clone(), ErrorCode::BadUserInput.as_str()),
+        Refusal::NotRegistered => (
+            StatusCode::FORBIDDEN,
+            "this server runs only registered persisted queries".to_owned(),
+            ErrorCode::Forbidden.as_str(),
+        ),
+    };
+    (status, json!({ "errors": [{ "message": message, "extensions": { "code": code } }] }))
+}
+
+fn refused(media: ResponseType, refusal: &Refusal) -> HttpResponse {
+    let (status, body) = refusal_body(refusal);
+    HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, media.content_type()))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body)
 }
 
 /// `POST /graphql`
@@ -120,8 +169,18 @@ pub async fn post(
         Ok(viewer) => viewer,
         Err(err) => return unauthenticated(media, &err),
     };
+    let ip = ClientIp::of(&req);
     match batch {
-        BatchRequest::Single(request) => execute_single(&schema, &state, viewer, request, media, false).await,
+        BatchRequest::Single(mut request) => {
+            if let Err(exceeded) = ratelimit::check(&state, &viewer, &ip, 1).await {
+                return rate_limited(media, exceeded);
+            }
+            if let Err(refusal) = persisted(&state).resolve(&viewer, &mut request).await {
+                state.metrics.reject("persisted_query");
+                return refused(media, &refusal);
+            }
+            execute_single(&schema, &state, viewer, &ip, request, media, false).await
+        }
         BatchRequest::Batch(requests) => {
             if requests.len() > state.limits().max_batch {
                 state.metrics.reject("batch_too_large");
@@ -132,13 +191,47 @@ pub async fn post(
                     &format!("a batch may hold at most {} operations", state.limits().max_batch),
                 );
             }
-            execute_batch(&schema, &state, viewer, requests, media).await
+            let cost = u64::try_from(requests.len()).unwrap_or(u64::MAX);
+            if let Err(exceeded) = ratelimit::check(&state, &viewer, &ip, cost).await {
+                return rate_limited(media, exceeded);
+            }
+            execute_batch(&schema, &state, viewer, &ip, requests, media).await
         }
     }
 }
 
-/// `GET /graphql`: queries only; GraphiQL for a browser.
-pub async fn get(req: HttpRequest, schema: web::Data<AppSchema>, state: web::Data<AppState>) -> HttpResponse {
+/// The operation a GET would run, refused (405) unless it is a query.
+fn refuse_non_query(state: &AppState, request: &Request, media: ResponseType) -> Option<HttpResponse> {
+    let document = parse_query(&request.query).ok()?;
+    let (_, operation) = document.operations.iter().find(|(name, _)| match &request.operation_name {
+        Some(wanted) => name.is_some_and(|n| n.as_str() == wanted),
+        None => true,
+    })?;
+    if operation.node.ty == OperationType::Query {
+        return None;
+    }
+    state.metrics.reject("mutation_over_get");
+    let mut response = request_failure(
+        StatusCode::METHOD_NOT_ALLOWED,
+        media,
+        ErrorCode::BadUserInput,
+        "only queries may be sent with GET; use POST",
+    );
+    response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+    Some(response)
+}
+
+/// `GET /graphql`: queries only (also by persisted-query hash); GraphiQL for a browser; the
+/// WebSocket upgrade for subscriptions.
+pub async fn get(
+    req: HttpRequest,
+    payload: web::Payload,
+    schema: web::Data<AppSchema>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if ws::is_upgrade(&req) {
+        return ws::upgrade(req, payload, schema, state).await;
+    }
     let accept = header_str(&req, header::ACCEPT);
     let params = match web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string()) {
         Ok(params) => params.into_inner(),
@@ -151,19 +244,21 @@ pub async fn get(req: HttpRequest, schema: web::Data<AppSchema>, state: web::Dat
             );
         }
     };
-    if wants_html(accept) && !params.contains_key("query") {
-        return HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(GraphiQLSource::build().endpoint("/graphql").title("Rapport GraphiQL").finish());
+    if wants_html(accept) && !params.contains_key("query") && !params.contains_key("extensions") {
+        return HttpResponse::Ok().content_type("text/html; charset=utf-8").body(
+            GraphiQLSource::build()
+                .endpoint("/graphql")
+                .subscription_endpoint("/graphql")
+                .title("Rapport GraphiQL")
+                .finish(),
+        );
     }
     let Some(media) = negotiate(accept) else {
         return not_acceptable();
     };
     let bad = |message: String| request_failure(StatusCode::BAD_REQUEST, media, ErrorCode::BadUserInput, &message);
-    let Some(query) = params.get("query").filter(|q| !q.trim().is_empty()) else {
-        return bad("missing `query` parameter".into());
-    };
-    let mut request = Request::new(query.clone());
+    let query = params.get("query").filter(|q| !q.trim().is_empty());
+    let mut request = Request::new(query.cloned().unwrap_or_default());
     request.operation_name = params.get("operationName").filter(|n| !n.is_empty()).cloned();
     if let Some(raw) = params.get("variables").filter(|v| !v.is_empty()) {
         match serde_json::from_str(raw) {
@@ -177,65 +272,71 @@ pub async fn get(req: HttpRequest, schema: web::Data<AppSchema>, state: web::Dat
             Err(_) => return bad("`extensions` must be a JSON object".into()),
         }
     }
+    if query.is_none() && !request.extensions.contains_key("persistedQuery") {
+        return bad("missing `query` parameter".into());
+    }
     // GET must never change anything: refuse mutations before executing.
-    if let Ok(document) = parse_query(query) {
-        let selected = document.operations.iter().find(|(name, _)| match &request.operation_name {
-            Some(wanted) => name.is_some_and(|n| n.as_str() == wanted),
-            None => true,
-        });
-        if let Some((_, operation)) = selected {
-            if operation.node.ty != OperationType::Query {
-                state.metrics.reject("mutation_over_get");
-                let mut response = request_failure(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    media,
-                    ErrorCode::BadUserInput,
-                    "only queries may be sent with GET; use POST",
-                );
-                response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("POST"));
-                return response;
-            }
-        }
+    if let Some(refusal) = refuse_non_query(&state, &request, media) {
+        return refusal;
     }
     let viewer = match viewer_from_request(&req, &state) {
         Ok(viewer) => viewer,
         Err(err) => return unauthenticated(media, &err),
     };
-    execute_single(&schema, &state, viewer, request, media, true).await
+    let ip = ClientIp::of(&req);
+    if let Err(exceeded) = ratelimit::check(&state, &viewer, &ip, 1).await {
+        return rate_limited(media, exceeded);
+    }
+    if let Err(refusal) = persisted(&state).resolve(&viewer, &mut request).await {
+        state.metrics.reject("persisted_query");
+        return refused(media, &refusal);
+    }
+    // A document found by its hash gets the same check.
+    if query.is_none() {
+        if let Some(refusal) = refuse_non_query(&state, &request, media) {
+            return refusal;
+        }
+    }
+    execute_single(&schema, &state, viewer, &ip, request, media, true).await
 }
 
 fn not_acceptable() -> HttpResponse {
-    HttpResponse::NotAcceptable()
-        .content_type("application/json; charset=utf-8")
-        .json(json!({ "errors": [{
-            "message": "supported response types: application/graphql-response+json, application/json",
-            "extensions": { "code": ErrorCode::BadUserInput.as_str() }
-        }]}))
+    HttpResponse::NotAcceptable().content_type("application/json; charset=utf-8").json(json!({ "errors": [{
+        "message": "supported response types: application/graphql-response+json, application/json",
+        "extensions": { "code": ErrorCode::BadUserInput.as_str() }
+    }]}))
 }
 
 struct Executed {
     response: Response,
     request_error: bool,
+    kind: &'static str,
 }
 
-async fn run(schema: &AppSchema, state: &AppState, viewer: &Viewer, request: Request) -> Executed {
+impl Executed {
+    fn outcome(&self) -> &'static str {
+        if self.request_error {
+            "request_error"
+        } else if self.response.is_err() {
+            "field_error"
+        } else {
+            "ok"
+        }
+    }
+}
+
+async fn run(schema: &AppSchema, state: &AppState, viewer: &Viewer, ip: &ClientIp, request: Request) -> Executed {
     let marker = Arc::new(ExecutionMarker::default());
+    let kind = Arc::new(OperationKind::default());
     let request = request
         .data(viewer.clone())
+        .data(ip.clone())
         .data(AppLoader::for_request(state.db.clone()))
-        .data(marker.clone());
-    let started = Instant::now();
+        .data(marker.clone())
+        .data(kind.clone());
     let response = schema.execute(request).await;
     let request_error = !marker.executed() && response.is_err();
-    let outcome = if request_error {
-        "request_error"
-    } else if response.is_err() {
-        "field_error"
-    } else {
-        "ok"
-    };
-    state.metrics.record_request("graphql", outcome, started.elapsed());
-    Executed { response, request_error }
+    Executed { response, request_error, kind: kind.get() }
 }
 
 /// The response body: request errors carry no `data` key at all.
@@ -266,11 +367,14 @@ async fn execute_single(
     schema: &AppSchema,
     state: &AppState,
     viewer: Viewer,
+    ip: &ClientIp,
     request: Request,
     media: ResponseType,
     is_get: bool,
 ) -> HttpResponse {
-    let executed = run(schema, state, &viewer, request).await;
+    let started = Instant::now();
+    let executed = run(schema, state, &viewer, ip, request).await;
+    state.metrics.record_request(executed.kind, executed.outcome(), started.elapsed());
     let status = if executed.request_error && media == ResponseType::GraphqlResponseJson {
         StatusCode::BAD_REQUEST
     } else {
@@ -287,19 +391,57 @@ async fn execute_single(
     builder.json(body_of(&executed))
 }
 
+/// One item of a batch: its persisted query settled, then run; a refused item answers alone.
+async fn run_item(
+    schema: &AppSchema,
+    state: &AppState,
+    viewer: &Viewer,
+    ip: &ClientIp,
+    mut request: Request,
+) -> Result<Executed, Refusal> {
+    persisted(state).resolve(viewer, &mut request).await?;
+    Ok(run(schema, state, viewer, ip, request).await)
+}
+
 async fn execute_batch(
     schema: &AppSchema,
     state: &AppState,
     viewer: Viewer,
+    ip: &ClientIp,
     requests: Vec<Request>,
     media: ResponseType,
 ) -> HttpResponse {
-    let results =
-        futures_util::future::join_all(requests.into_iter().map(|request| run(schema, state, &viewer, request))).await;
-    let body: Vec<Json> = results.iter().map(body_of).collect();
+    let started = Instant::now();
+    let results = futures_util::future::join_all(
+        requests.into_iter().map(|request| run_item(schema, state, &viewer, ip, request)),
+    )
+    .await;
+    let outcome = results
+        .iter()
+        .map(|r| match r {
+            Ok(executed) => executed.outcome(),
+            Err(_) => "request_error",
+        })
+        .max_by_key(|outcome| match *outcome {
+            "request_error" => 2,
+            "field_error" => 1,
+            _ => 0,
+        })
+        .unwrap_or("ok");
+    state.metrics.record_request("batch", outcome, started.elapsed());
+    let body: Vec<Json> = results
+        .iter()
+        .map(|r| match r {
+            Ok(executed) => body_of(executed),
+            Err(refusal) => refusal_body(refusal).1,
+        })
+        .collect();
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, media.content_type()))
-        .insert_header((header::CACHE_CONTROL, if viewer.is_authenticated() { "private, no-store" } else { "no-store" }))
+        .insert_header((
+            header::CACHE_CONTROL,
+            if viewer.is_authenticated() { "private, no-store" } else { "no-store" },
+        ))
         .insert_header((header::VARY, "Authorization, Accept"))
         .json(body)
 }

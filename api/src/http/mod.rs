@@ -2,6 +2,10 @@
 
 pub mod graphql;
 pub mod negotiate;
+pub mod oauth;
+pub mod persisted;
+pub mod ratelimit;
+pub mod ws;
 
 use actix_web::{HttpResponse, http::header, web};
 
@@ -10,6 +14,8 @@ use crate::{db, graphql::AppSchema, state::AppState};
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/graphql").route(web::post().to(graphql::post)).route(web::get().to(graphql::get)))
         .route("/schema.graphql", web::get().to(schema_sdl))
+        .service(web::resource("/oauth/token").route(web::post().to(oauth::token)))
+        .route("/.well-known/jwks.json", web::get().to(oauth::jwks))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics));

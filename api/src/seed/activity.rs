@@ -80,7 +80,10 @@ fn channel_factor(patron_type: PatronType, channel: Channel) -> f64 {
         (PatronType::Alumni, InPerson) => 0.5,
         (PatronType::Faculty, Email) => 1.5,
         (PatronType::Faculty, Chat) => 0.7,
-        (PatronType::OnlineLearner | PatronType::Faculty, EmbeddedCourse) => 1.0,
+        (PatronType::OnlineLearner, EmbeddedCourse) => 1.0,
+        // Faculty co-teach a few online courses; some campus students take one.
+        (PatronType::Faculty, EmbeddedCourse) => 0.12,
+        (PatronType::OnCampusStudent, EmbeddedCourse) => 0.06,
         (_, EmbeddedCourse) => 0.05,
         _ => 1.0,
     }
@@ -280,8 +283,13 @@ impl<'a> Activity<'a> {
         };
 
         let rating = rng.random_bool(spec.rating_rate).then(|| {
-            let value = normal(rng, 4.15 + 0.6 * spec.quality, 0.95).round();
-            value.clamp(1.0, 5.0) as i16
+            // Mostly positive, with the J-shaped tail of really bad experiences.
+            let angry = 0.02 + 0.05 * (-spec.quality).max(0.0);
+            if rng.random_bool(angry) {
+                if rng.random_bool(0.7) { 1 } else { 2 }
+            } else {
+                normal(rng, 4.15 + 0.6 * spec.quality, 0.95).round().clamp(1.0, 5.0) as i16
+            }
         });
         let comment = match rating {
             Some(r) if !who.erased && rng.random_bool(0.35) => texts::comment(rng, spec, r),

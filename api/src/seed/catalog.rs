@@ -364,7 +364,7 @@ pub const SERVICES: &[ServiceSpec] = &[
         description: "A librarian inside the online course space: a research forum, short videos and \
                       live Q&A timed to each assignment.",
         category: ServiceCategory::EmbeddedLibrarian,
-        audience: &[OnlineLearner, Faculty],
+        audience: &[OnlineLearner, OnCampusStudent, Faculty],
         modes: &[
             m(ReferenceQuestion, EmbeddedCourse, 0.6, true),
             m(Outreach, EmbeddedCourse, 0.25, true),
@@ -610,8 +610,8 @@ pub const SERVICES: &[ServiceSpec] = &[
         branches: &[MAIN],
         staff: &["Samuel Osei"],
         schedule: Schedule::Open,
-        reach: 0.015,
-        frequency: 2.0,
+        reach: 0.02,
+        frequency: 3.0,
         quality: 0.8,
         rating_rate: 0.22,
         retired_days_ago: None,
@@ -705,9 +705,7 @@ pub const PERSONAS: &[Persona] = &[
     // 3: maker.
     Persona { services: &["MAKER", "EVENTS", "DATA-GIS", "LAPTOP-LOAN", "INFO-LIT"] },
     // 4: family.
-    Persona {
-        services: &["STORY-TIME", "HOMEWORK-HELP", "EVENTS", "BOOK-LOAN", "PUBLIC-PC", "REF-DESK", "E-BOOKS"],
-    },
+    Persona { services: &["STORY-TIME", "HOMEWORK-HELP", "EVENTS", "BOOK-LOAN", "PUBLIC-PC", "REF-DESK", "E-BOOKS"] },
     // 5: career.
     Persona { services: &["ALUMNI-DB", "CAREER", "EVENTS", "E-BOOKS", "INFO-LIT"] },
 ];
@@ -730,7 +728,7 @@ pub fn persona_mix(patron_type: PatronType) -> &'static [(usize, f64)] {
 
 /// Services a tag makes more likely, as `(tag, service code, factor)`.
 pub const TAG_BOOSTS: &[(&str, &str, f64)] = &[
-    ("accessibility", "ACCESS-TECH", 60.0),
+    ("accessibility", "ACCESS-TECH", 150.0),
     ("international", "WRITING-CTR", 3.0),
     ("first-generation", "TUTORING", 3.0),
     ("first-generation", "WRITING-CTR", 2.0),

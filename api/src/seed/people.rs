@@ -184,7 +184,8 @@ pub fn plan_patron(seed: u64, index: usize, frame: &Frame, emails: &mut HashMap<
     } else {
         days - between(&mut rng, 185, 700)
     };
-    let mut intensity = type_activity(patron_type) * normal(&mut rng, 0.0, 1.15).exp();
+    // Lognormal: many light users, a few very heavy ones (capped at ~14 times the median).
+    let mut intensity = type_activity(patron_type) * normal(&mut rng, 0.0, 1.15).min(2.3).exp();
     let status_draw = rng.random::<f64>();
     let created_secs = between(&mut rng, 8 * 3600, 18 * 3600);
 
