@@ -107,7 +107,7 @@ impl TestApp {
             .filter(|l| l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b' ' | b'{')))
             .filter_map(|l| l.rsplit(' ').next())
             .filter_map(|v| v.parse::<f64>().ok())
-            .sum()
+            .fold(0.0, |sum, v| sum + v)
     }
 
     async fn wait_until_ready(&self) {

@@ -166,8 +166,10 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::CreateAdmin(args) => {
-            let password = crate::auth::bootstrap::admin_password(std::env::var(crate::auth::bootstrap::PASSWORD_ENV).ok())?;
-            let account = crate::auth::bootstrap::create_admin(&settings, &args.email, args.name.as_deref(), &password).await?;
+            let password =
+                crate::auth::bootstrap::admin_password(std::env::var(crate::auth::bootstrap::PASSWORD_ENV).ok())?;
+            let account =
+                crate::auth::bootstrap::create_admin(&settings, &args.email, args.name.as_deref(), &password).await?;
             tracing::info!(account = %account.id, email = %account.email, "admin account created");
             println!("admin account {} created for {}", account.id, account.email);
             Ok(())

@@ -212,7 +212,13 @@ impl Settings {
             key_id: get("JWT_KEY_ID"),
             previous_public_keys_pem: read_pem("JWT_PREVIOUS_PUBLIC_KEYS", "JWT_PREVIOUS_PUBLIC_KEYS_FILE")?,
             previous_secrets: get("JWT_PREVIOUS_SECRETS")
-                .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| SecretString::from(s.to_owned())).collect())
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| SecretString::from(s.to_owned()))
+                        .collect()
+                })
                 .unwrap_or_default(),
         };
         let auth = AuthSettings {

@@ -147,6 +147,42 @@ async fn a_write_on_one_instance_is_never_served_stale_by_another() {
     assert_eq!(names(&a).await, ["Chat reference v2", "Inter-library loan"]);
 }
 
+#[tokio::test]
+async fn metrics_show_operations_cache_pool_and_rate_limits() {
+    let app = spawn_app_with(TestOptions::default().with("RAPPORT_RATE_LIMIT_ANONYMOUS", "5")).await;
+    if std::env::var("TEST_REDIS_URL").is_ok() {
+        assert_eq!(app.state.cache.kind(), "redis");
+    }
+    create_service(&app, "CHAT", "Chat reference").await;
+    names(&app).await;
+    names(&app).await;
+    app.client.query(None, "{ nope }", json!({})).await;
+    let batch = json!([{ "query": CATALOGUE }, { "query": CATALOGUE }]);
+    assert_eq!(app.client.post_json(None, &batch).await.status, 200);
+    assert_eq!(app.client.query(None, CATALOGUE, json!({})).await.status, 429);
+    for (series, at_least) in [
+        (r#"rapport_graphql_requests_total{operation="query",outcome="ok"}"#, 2.0),
+        (r#"rapport_graphql_requests_total{operation="mutation",outcome="ok"}"#, 1.0),
+        (r#"rapport_graphql_requests_total{operation="batch",outcome="ok"}"#, 1.0),
+        (r#"rapport_graphql_requests_total{operation="query",outcome="request_error"}"#, 1.0),
+        (r#"rapport_graphql_request_seconds_count{operation="query"}"#, 3.0),
+        (CATALOGUE_HITS, 1.0),
+        (r#"rapport_cache_misses_total{area="catalogue"}"#, 1.0),
+        (r#"rapport_rate_limited_total{role="ANONYMOUS"}"#, 1.0),
+        ("rapport_db_pool_max_connections", 5.0),
+        (r#"rapport_db_pool_connections{state="idle"}"#, 0.0),
+        ("rapport_db_statements_total", 1.0),
+    ] {
+        let value = app.metric(series).await;
+        assert!(value >= at_least, "{series} = {value}, expected at least {at_least}");
+    }
+    let text = reqwest::get(app.url("/metrics")).await.unwrap().text().await.unwrap();
+    for name in ["rapport_db_pool_connections{state=\"in_use\"}", "rapport_cache_errors", "rapport_cache_breaker_open"]
+    {
+        assert!(text.contains(name), "{name} missing from /metrics");
+    }
+}
+
 /// Requests of every kind the cache serves: none of them may fail while Redis is away.
 async fn mixed_requests(app: &TestApp, round: usize) -> usize {
     let mut failures = 0;
@@ -236,42 +272,56 @@ async fn a_redis_killed_mid_run_fails_open_and_is_used_again_once_back() {
 }
 
 /// Ad-hoc measurement for the issue note (no assertions on time): cached vs uncached catalogue
-/// reads on the demo library. `cargo test -p rapport-tests --test api measure_catalogue -- --ignored --nocapture`
+/// reads on the demo library, two servers side by side (catalogue cache on and off), requests
+/// alternating between them so both see the same machine load. Server-side latency comes from
+/// the `rapport_graphql_request_seconds` histogram, client-side from the round trips.
+/// `cargo test -p rapport-tests --test api measure_catalogue -- --ignored --nocapture`
 #[tokio::test]
 #[ignore]
 async fn measure_catalogue_cache() {
     const N: usize = 2_000;
     let query = "{ services(first: 20, orderBy: { field: NAME }) { totalCount edges { node { id code name description category channels audience } } } }";
-    for (label, ttl) in [("uncached", "0"), ("cached", "30")] {
-        let app = spawn_app_with(
-            TestOptions { demo: true, ..TestOptions::default() }
-                .with("RAPPORT_CATALOGUE_CACHE_TTL_SECS", ttl)
-                .with("RAPPORT_RATE_LIMIT_ANONYMOUS", "0"),
-        )
-        .await;
+    let options = TestOptions { demo: true, ..TestOptions::default() }.with("RAPPORT_RATE_LIMIT_ANONYMOUS", "0");
+    let cached = spawn_app_with(options.clone()).await;
+    let uncached = spawn_on(Arc::clone(&cached.database), options.with("RAPPORT_CATALOGUE_CACHE_TTL_SECS", "0")).await;
+    let apps = [("uncached", &uncached), ("cached", &cached)];
+    for (_, app) in apps {
         app.client.query(None, query, json!({})).await.ok();
-        let mut latencies = Vec::with_capacity(N);
-        let started = Instant::now();
-        for _ in 0..N {
+    }
+    let server = |part: &str| format!("rapport_graphql_request_seconds_{part}{{operation=\"query\"}}");
+    let mut before = Vec::new();
+    for (_, app) in apps {
+        before.push((app.metric(&server("sum")).await, app.metric(&server("count")).await, app.sql_statements().await));
+    }
+    let mut latencies = [Vec::with_capacity(N), Vec::with_capacity(N)];
+    for _ in 0..N {
+        for (i, (_, app)) in apps.iter().enumerate() {
             let t = Instant::now();
             let resp = app.client.query(None, query, json!({})).await;
-            latencies.push(t.elapsed());
+            latencies[i].push(t.elapsed());
             assert_eq!(resp.status, 200);
         }
-        let total = started.elapsed();
-        latencies.sort();
-        let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize];
+    }
+    for (i, (label, app)) in apps.iter().enumerate() {
+        let lat = &mut latencies[i];
+        lat.sort();
+        let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p) as usize];
+        let mean = lat.iter().sum::<Duration>() / N as u32;
+        let (sum0, count0, sql0) = before[i];
+        let server_mean = (app.metric(&server("sum")).await - sum0) / (app.metric(&server("count")).await - count0);
         let hits = app.metric(CATALOGUE_HITS).await;
         let misses = app.metric(r#"rapport_cache_misses_total{area="catalogue"}"#).await;
         let rate = if hits + misses > 0.0 { hits / (hits + misses) * 100.0 } else { 0.0 };
         println!(
-            "{label} ({}): {N} requests in {total:?}; mean {:?}, p50 {:?}, p95 {:?}, p99 {:?}; hit rate {rate:.1}% ({hits} hits, {misses} misses); SQL statements {}",
+            "{label} ({}, {}): client mean {mean:?} p50 {:?} p95 {:?} p99 {:?}; server mean {:.3} ms; \
+             hit rate {rate:.2}% ({hits} hits, {misses} misses); SQL statements per request {:.2}",
             app.state.cache.kind(),
-            total / N as u32,
+            if app.is_postgres() { "postgres" } else { "sqlite" },
             pct(0.5),
             pct(0.95),
             pct(0.99),
-            app.sql_statements().await,
+            server_mean * 1000.0,
+            (app.sql_statements().await - sql0) as f64 / N as f64,
         );
     }
 }

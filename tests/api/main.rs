@@ -2,8 +2,10 @@
 //! `TEST_DATABASE_URL`) and talks to it over HTTP like a client.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audit;
 mod auth;
 mod cache;
+mod consent;
 mod funders;
 mod http_rules;
 mod interactions;
@@ -13,6 +15,7 @@ mod node;
 mod partners;
 mod patrons;
 mod persisted;
+mod privacy;
 mod ratelimit;
 mod roles;
 mod schema;

@@ -340,3 +340,13 @@ async fn the_same_seed_gives_the_same_library() {
         assert!(at < anchor && at >= anchor - Duration::days(730), "{at}");
     }
 }
+
+#[tokio::test]
+#[ignore]
+async fn tmp_large_scale() {
+    let database = fresh_database().await.expect("database");
+    let db = connect(&database).await;
+    let scale = DemoScale { patrons: 30_000, interactions: 1_000_000, ..Default::default() };
+    let report = seed::generate(&db, &scale, 1).await.expect("generate");
+    println!("large: {report:?}");
+}

@@ -208,6 +208,8 @@ async fn staff_receive_recorded_interactions_through_their_filters() {
     let rest = ws.drain(Duration::from_millis(500)).await;
     let ids: Vec<&str> = rest.iter().filter(|m| m["type"] == "next").filter_map(|m| m["id"].as_str()).collect();
     assert_eq!(ids, ["main"], "{rest:?}");
+    let started = app.metric(r#"rapport_graphql_requests_total{operation="subscription",outcome="ok"}"#).await;
+    assert!(started >= 2.0, "subscriptions counted: {started}");
 }
 
 #[tokio::test]
@@ -258,6 +260,9 @@ async fn connection_init_authenticates_and_subscribe_checks_roles() {
         Some(Received::Message(m)) => refused("BAD_USER_INPUT")(m),
         other => panic!("{other:?}"),
     }
+
+    let refused = app.metric(r#"rapport_graphql_requests_total{operation="subscription",outcome="field_error"}"#).await;
+    assert!(refused >= 5.0, "refused subscriptions counted: {refused}");
 
     // A partner with interactions:read gets the feed.
     let service = create_service(&app, "CHAT").await;

@@ -306,10 +306,10 @@ pub fn check_read(viewer: &Viewer) -> AppResult<()> {
 }
 
 fn check_filter(filter: &AuditFilter) -> AppResult<()> {
-    if let (Some(from), Some(to)) = (filter.from, filter.to) {
-        if to < from {
-            return Err(AppError::bad_field("filter.to", "`to` must not be before `from`"));
-        }
+    if let (Some(from), Some(to)) = (filter.from, filter.to)
+        && to < from
+    {
+        return Err(AppError::bad_field("filter.to", "`to` must not be before `from`"));
     }
     if filter.actor.as_deref().is_some_and(|a| a.chars().count() > 200) {
         return Err(AppError::bad_field("filter.actor", "`actor` may be at most 200 characters"));

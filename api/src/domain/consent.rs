@@ -8,11 +8,9 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, SubsecRound, Utc};
-use entity::{
-    consent_event,
-    enums::{ConsentPurpose, ConsentSource, PatronStatus},
-    patron,
-};
+/// The purposes and sources, for callers of this module.
+pub use entity::enums::{ConsentPurpose, ConsentSource};
+use entity::{consent_event, enums::PatronStatus, patron};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     QueryTrait, Set,

@@ -178,13 +178,13 @@ pub fn check_visible(viewer: &Viewer, model: &interaction::Model) -> AppResult<(
 
 /// Check filter values that are not caught by types.
 pub fn validate_filter(filter: &InteractionFilter, field: &str) -> AppResult<()> {
-    if let (Some(from), Some(to)) = (filter.occurred_from, filter.occurred_to) {
-        if to < from {
-            return Err(AppError::bad_field(
-                format!("{field}.occurredTo"),
-                "`occurredTo` must not be before `occurredFrom`",
-            ));
-        }
+    if let (Some(from), Some(to)) = (filter.occurred_from, filter.occurred_to)
+        && to < from
+    {
+        return Err(AppError::bad_field(
+            format!("{field}.occurredTo"),
+            "`occurredTo` must not be before `occurredFrom`",
+        ));
     }
     Ok(())
 }

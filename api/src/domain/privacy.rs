@@ -169,10 +169,8 @@ fn interaction_json(model: &interaction::Model, service: Option<&service::Model>
         "externalId": model.external_id,
         "createdAt": model.created_at,
     });
-    if staff_notes {
-        if let Some(object) = value.as_object_mut() {
-            object.insert("staffNotes".into(), json!(model.staff_notes));
-        }
+    if staff_notes && let Some(object) = value.as_object_mut() {
+        object.insert("staffNotes".into(), json!(model.staff_notes));
     }
     value
 }
@@ -267,11 +265,11 @@ pub async fn erase(
     // Logins: the PIN is gone; every session (refresh-token family and its access tokens) ends.
     sessions::disable_patron_login(&txn, state, patron_id).await?;
     // A patron erasing themself with a token outside any session: that token ends too.
-    if viewer.patron_id() == Some(patron_id) {
-        if let (Some(jti), Some(exp)) = (viewer.token_id.as_deref(), viewer.token_expires_at) {
-            let expires_at = revocation::access_expiry(exp, state.jwt.leeway())?;
-            revocation::revoke(&txn, &state.cache, RevocationKind::Access, jti, expires_at).await?;
-        }
+    if viewer.patron_id() == Some(patron_id)
+        && let (Some(jti), Some(exp)) = (viewer.token_id.as_deref(), viewer.token_expires_at)
+    {
+        let expires_at = revocation::access_expiry(exp, state.jwt.leeway())?;
+        revocation::revoke(&txn, &state.cache, RevocationKind::Access, jti, expires_at).await?;
     }
     let detail = format!(
         "interactions anonymised: {interactions_anonymised}; consent events deleted: {consent_events_deleted}; \

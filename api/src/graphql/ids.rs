@@ -41,7 +41,7 @@ impl NodeKind {
             NodeKind::PartnerClient,
         ]
         .into_iter()
-            .find(|k| k.as_str() == s)
+        .find(|k| k.as_str() == s)
     }
 }
 

@@ -77,7 +77,7 @@ fn rate_limited(media: ResponseType, exceeded: ratelimit::Exceeded) -> HttpRespo
         }]}))
 }
 
-fn header_str<'a>(req: &'a HttpRequest, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -292,10 +292,10 @@ pub async fn get(
         return refused(media, &refusal);
     }
     // A document found by its hash gets the same check.
-    if query.is_none() {
-        if let Some(refusal) = refuse_non_query(&state, &request, media) {
-            return refusal;
-        }
+    if query.is_none()
+        && let Some(refusal) = refuse_non_query(&state, &request, media)
+    {
+        return refusal;
     }
     execute_single(&schema, &state, viewer, &ip, request, media, true).await
 }
@@ -342,10 +342,10 @@ async fn run(schema: &AppSchema, state: &AppState, viewer: &Viewer, ip: &ClientI
 /// The response body: request errors carry no `data` key at all.
 fn body_of(executed: &Executed) -> Json {
     let mut body = serde_json::to_value(&executed.response).unwrap_or_else(|_| json!({}));
-    if executed.request_error {
-        if let Some(object) = body.as_object_mut() {
-            object.remove("data");
-        }
+    if executed.request_error
+        && let Some(object) = body.as_object_mut()
+    {
+        object.remove("data");
     }
     body
 }

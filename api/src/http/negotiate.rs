@@ -32,10 +32,10 @@ pub fn negotiate(accept: Option<&str>) -> Option<ResponseType> {
         let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
         let mut q = 1.0f32;
         for param in parts {
-            if let Some((k, v)) = param.split_once('=') {
-                if k.trim().eq_ignore_ascii_case("q") {
-                    q = v.trim().parse().unwrap_or(0.0);
-                }
+            if let Some((k, v)) = param.split_once('=')
+                && k.trim().eq_ignore_ascii_case("q")
+            {
+                q = v.trim().parse().unwrap_or(0.0);
             }
         }
         if q <= 0.0 {
@@ -48,10 +48,10 @@ pub fn negotiate(accept: Option<&str>) -> Option<ResponseType> {
             "application/*" | "*/*" => Some((1, ResponseType::GraphqlResponseJson)),
             _ => None,
         };
-        if let Some((rank, kind)) = candidate {
-            if best.is_none_or(|(bq, brank, _)| q > bq || (q == bq && rank > brank)) {
-                best = Some((q, rank, kind));
-            }
+        if let Some((rank, kind)) = candidate
+            && best.is_none_or(|(bq, brank, _)| q > bq || (q == bq && rank > brank))
+        {
+            best = Some((q, rank, kind));
         }
     }
     best.map(|(_, _, kind)| kind)

@@ -63,7 +63,6 @@ pub struct Activity<'a> {
     tag_boosts: Vec<(&'static str, usize, f64)>,
     branch_boosts: Vec<(&'static str, usize, f64)>,
     walk_in_services: Vec<(usize, f64)>,
-    next_external: u64,
     pub stats: ActivityStats,
 }
 
@@ -110,7 +109,6 @@ impl<'a> Activity<'a> {
             tag_boosts: resolve(TAG_BOOSTS),
             branch_boosts: resolve(BRANCH_BOOSTS),
             walk_in_services,
-            next_external: 0,
             stats: ActivityStats::default(),
         }
     }
@@ -297,13 +295,10 @@ impl<'a> Activity<'a> {
         };
         let staff_notes = if mode.staffed && !who.erased { texts::staff_note(rng, spec, mode.kind) } else { None };
 
+        // Loans and e-resource use come from other systems; their external ids are numbered
+        // when the rows are written, in time order (see `seed::write_batch`).
         let synced = matches!(mode.kind, InteractionKind::EResourceAccess | InteractionKind::Loan);
-        let (source, external_id) = if synced {
-            self.next_external += 1;
-            (Some(DEMO_SOURCE.to_owned()), Some(format!("demo-{:09}", self.next_external)))
-        } else {
-            (None, None)
-        };
+        let source = synced.then(|| DEMO_SOURCE.to_owned());
         // Synced rows arrive with the nightly import; staff log theirs shortly after.
         let lag = if synced {
             rng.random_range(600..20 * 3600)
@@ -343,7 +338,7 @@ impl<'a> Activity<'a> {
             comment,
             staff_notes,
             source,
-            external_id,
+            external_id: None,
             created_at,
             updated_at,
         })

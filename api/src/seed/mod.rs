@@ -276,21 +276,25 @@ async fn write_library(
     let quotas = activity::quotas(&weights, scale.interactions.saturating_sub(walk_ins));
     let mut activity = Activity::new(seed, frame, &services);
     let mut buffer: Vec<interaction::Model> = Vec::new();
-    let mut written = 0u64;
-    for (plan, quota) in plans.iter().zip(&quotas) {
-        activity.patron_history(plan, *quota, &mut buffer);
+    let mut written = Written::default();
+    // Patrons in id order, so each batch covers one stretch of the patron index.
+    let mut work: Vec<(&people::PatronPlan, usize)> = plans.iter().zip(quotas.iter().copied()).collect();
+    work.sort_by_key(|(plan, _)| plan.link);
+    for (plan, quota) in work {
+        activity.patron_history(plan, quota, &mut buffer);
         if buffer.len() >= SORT_BATCH {
-            written += write_batch(txn, &mut buffer).await?;
+            written.batch(txn, &mut buffer).await?;
         }
     }
     let mut walk_in_rng = stream(seed, Part::Anonymous, 0);
     for _ in 0..walk_ins {
         activity.walk_in(&mut walk_in_rng, &mut buffer);
         if buffer.len() >= SORT_BATCH {
-            written += write_batch(txn, &mut buffer).await?;
+            written.batch(txn, &mut buffer).await?;
         }
     }
-    written += write_batch(txn, &mut buffer).await?;
+    written.batch(txn, &mut buffer).await?;
+    let written = written.rows;
     report.interactions = written;
     tracing::debug!(seconds = phase.elapsed().as_secs_f64(), rows = written, "demo interactions written");
     report.anonymous_interactions = activity.stats.anonymous;
@@ -312,11 +316,26 @@ async fn sqlite_cache_size(txn: &DatabaseTransaction) -> Result<Option<i64>, DbE
     Ok(Some(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(-2000)))
 }
 
-/// Write and empty `buffer`, in id (so time) order: B-tree pages are then filled in order
-/// instead of at random, which makes inserts into SQLite several times faster.
-async fn write_batch(txn: &DatabaseTransaction, buffer: &mut Vec<interaction::Model>) -> Result<u64, DbErr> {
-    buffer.sort_unstable_by_key(|row| row.id);
-    insert_all::<interaction::ActiveModel, _>(txn, std::mem::take(buffer)).await
+/// Interactions written so far, and the last external id handed out.
+#[derive(Default)]
+struct Written {
+    rows: u64,
+    external: u64,
+}
+
+impl Written {
+    /// Write and empty `buffer`, in id (so time) order, numbering the synced rows' external ids
+    /// in that order. B-tree pages are then filled in order instead of at random, which makes
+    /// large inserts several times faster on both backends.
+    async fn batch(&mut self, txn: &DatabaseTransaction, buffer: &mut Vec<interaction::Model>) -> Result<(), DbErr> {
+        buffer.sort_unstable_by_key(|row| row.id);
+        for row in buffer.iter_mut().filter(|row| row.source.is_some()) {
+            self.external += 1;
+            row.external_id = Some(format!("demo-{:09}", self.external));
+        }
+        self.rows += insert_all::<interaction::ActiveModel, _>(txn, std::mem::take(buffer)).await?;
+        Ok(())
+    }
 }
 
 /// Rows per multi-row INSERT that keep the bind parameters under the backend's limit
