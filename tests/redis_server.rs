@@ -84,10 +84,9 @@ pub async fn wait_until_answers(url: &str) {
     loop {
         if let Ok(Ok(mut conn)) =
             tokio::time::timeout(Duration::from_millis(500), client.get_multiplexed_async_connection()).await
+            && redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
         {
-            if redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok() {
-                return;
-            }
+            return;
         }
         assert!(Instant::now() < deadline, "redis at {url} did not start");
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -112,10 +112,10 @@ impl TestApp {
 
     async fn wait_until_ready(&self) {
         for _ in 0..200 {
-            if let Ok(resp) = self.client.http.get(format!("{}/healthz", self.address)).send().await {
-                if resp.status().is_success() {
-                    return;
-                }
+            if let Ok(resp) = self.client.http.get(format!("{}/healthz", self.address)).send().await
+                && resp.status().is_success()
+            {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

@@ -97,10 +97,10 @@ pub fn main() -> ExitCode {
         }
     };
     telemetry::init("info,sqlx=warn,sea_orm=warn", settings.log_format_json, std::io::stderr);
-    if let Err(err) = dotenv {
-        if !err.not_found() {
-            tracing::warn!(error = %err, "could not read .env");
-        }
+    if let Err(err) = dotenv
+        && !err.not_found()
+    {
+        tracing::warn!(error = %err, "could not read .env");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

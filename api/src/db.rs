@@ -12,11 +12,11 @@ use crate::{config::DatabaseSettings, metrics::Metrics};
 /// the embedded default works on a fresh clone.
 pub async fn connect(settings: &DatabaseSettings, metrics: Option<Arc<Metrics>>) -> anyhow::Result<DatabaseConnection> {
     let url = settings.url.expose_secret();
-    if let Some(path) = sqlite_file_path(url) {
-        if let Some(parent) = Path::new(&path).parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| anyhow::anyhow!("cannot create database folder {}: {e}", parent.display()))?;
-        }
+    if let Some(path) = sqlite_file_path(url)
+        && let Some(parent) = Path::new(&path).parent().filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| anyhow::anyhow!("cannot create database folder {}: {e}", parent.display()))?;
     }
     let mut options = ConnectOptions::new(url.to_owned());
     options

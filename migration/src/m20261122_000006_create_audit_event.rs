@@ -34,28 +34,32 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(index("idx_audit_event_occurred_at_id", AuditEvent::Table, [
-                AuditEvent::OccurredAt,
-                AuditEvent::Id,
-            ]))
+            .create_index(index(
+                "idx_audit_event_occurred_at_id",
+                AuditEvent::Table,
+                [AuditEvent::OccurredAt, AuditEvent::Id],
+            ))
             .await?;
         manager
-            .create_index(index("idx_audit_event_target_occurred_at", AuditEvent::Table, [
-                AuditEvent::TargetPatronId,
-                AuditEvent::OccurredAt,
-            ]))
+            .create_index(index(
+                "idx_audit_event_target_occurred_at",
+                AuditEvent::Table,
+                [AuditEvent::TargetPatronId, AuditEvent::OccurredAt],
+            ))
             .await?;
         manager
-            .create_index(index("idx_audit_event_actor_occurred_at", AuditEvent::Table, [
-                AuditEvent::Actor,
-                AuditEvent::OccurredAt,
-            ]))
+            .create_index(index(
+                "idx_audit_event_actor_occurred_at",
+                AuditEvent::Table,
+                [AuditEvent::Actor, AuditEvent::OccurredAt],
+            ))
             .await?;
         manager
-            .create_index(index("idx_audit_event_action_occurred_at", AuditEvent::Table, [
-                AuditEvent::Action,
-                AuditEvent::OccurredAt,
-            ]))
+            .create_index(index(
+                "idx_audit_event_action_occurred_at",
+                AuditEvent::Table,
+                [AuditEvent::Action, AuditEvent::OccurredAt],
+            ))
             .await?;
         Ok(())
     }

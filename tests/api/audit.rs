@@ -117,13 +117,8 @@ async fn staff_and_partner_access_is_recorded_but_not_a_patron_reading_themself(
     query(&app, &staff, "{ patrons(first: 10) { edges { node { id } } } }", json!({})).await.ok();
     // A partner reading interactions, each with its patron: one READ_INTERACTIONS and one
     // READ_PATRON per patron, however many rows name them.
-    let resp = query(
-        &app,
-        &partner,
-        "{ interactions(first: 10) { edges { node { id patron { name } } } } }",
-        json!({}),
-    )
-    .await;
+    let resp =
+        query(&app, &partner, "{ interactions(first: 10) { edges { node { id patron { name } } } } }", json!({})).await;
     assert_eq!(resp.ok()["interactions"]["edges"].as_array().unwrap().len(), 3);
     // A nested connection and a `node` lookup by staff.
     let resp = query(
@@ -191,7 +186,8 @@ async fn staff_and_partner_access_is_recorded_but_not_a_patron_reading_themself(
     )
     .await
     .ok();
-    let events = audit_events(&app, json!({ "targetPatronId": ada, "actions": ["UPDATE_PATRON", "UPDATE_CONSENT"] })).await;
+    let events =
+        audit_events(&app, json!({ "targetPatronId": ada, "actions": ["UPDATE_PATRON", "UPDATE_CONSENT"] })).await;
     let summary: Vec<(String, String, String)> = events
         .iter()
         .map(|e| {

@@ -158,7 +158,10 @@ async fn consent_is_given_and_withdrawn_and_the_history_kept() {
             json!({ "i": { "patronId": ada, "consents": [{ "purpose": "MARKETING_PUSH", "granted": false }] } }),
         )
         .await;
-    assert_eq!(summary(&resp.ok()["updatePatronConsents"]["recorded"]), vec![entry("MARKETING_PUSH", false, "STAFF", None)]);
+    assert_eq!(
+        summary(&resp.ok()["updatePatronConsents"]["recorded"]),
+        vec![entry("MARKETING_PUSH", false, "STAFF", None)]
+    );
 
     // The history, newest first; the current state is the latest event per purpose.
     let resp = history(&app, &staff, &ada, json!({ "first": 10 })).await;
@@ -246,7 +249,11 @@ async fn consent_input_is_validated() {
         "BAD_USER_INPUT",
         "input.consents",
     );
-    expect_field(&mine(json!({ "textVersion": "  ", "consents": [email] })).await, "BAD_USER_INPUT", "input.textVersion");
+    expect_field(
+        &mine(json!({ "textVersion": "  ", "consents": [email] })).await,
+        "BAD_USER_INPUT",
+        "input.textVersion",
+    );
     expect_field(
         &mine(json!({ "textVersion": "v".repeat(51), "consents": [email] })).await,
         "BAD_USER_INPUT",

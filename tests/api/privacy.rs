@@ -63,8 +63,7 @@ async fn all_columns(db: &DatabaseConnection) -> Vec<(String, String)> {
 /// text; one statement per column.
 async fn scan(db: &DatabaseConnection, needles: &[&str]) -> Vec<Vec<String>> {
     let mut found = vec![Vec::new(); needles.len()];
-    let patterns: Vec<String> =
-        needles.iter().map(|n| format!("%{}%", n.to_lowercase().replace('\'', "''"))).collect();
+    let patterns: Vec<String> = needles.iter().map(|n| format!("%{}%", n.to_lowercase().replace('\'', "''"))).collect();
     for (table, column) in all_columns(db).await {
         let counts: Vec<String> = patterns
             .iter()
@@ -227,7 +226,9 @@ async fn export_holds_everything_about_the_patron_and_nothing_of_others() {
         .iter()
         .map(|e| (e["action"].as_str().unwrap().to_owned(), e["actorRole"].as_str().unwrap().to_owned()))
         .collect();
-    for expected in [("CREATE_PATRON", "STAFF"), ("UPDATE_CONSENT", "PATRON"), ("READ_PATRON", "STAFF"), ("EXPORT_PATRON", "STAFF")] {
+    for expected in
+        [("CREATE_PATRON", "STAFF"), ("UPDATE_CONSENT", "PATRON"), ("READ_PATRON", "STAFF"), ("EXPORT_PATRON", "STAFF")]
+    {
         assert!(audit.contains(&(expected.0.to_owned(), expected.1.to_owned())), "{expected:?} missing from {audit:?}");
     }
     // Nothing of the other patron, and never the PIN hash.
@@ -275,7 +276,11 @@ async fn export_holds_everything_about_the_patron_and_nothing_of_others() {
 async fn erasure_leaves_no_personal_data_and_keeps_every_count() {
     let app = spawn_app().await;
     let db = app.state.db.clone();
-    let services = vec![create_service(&app, "ERA-A").await, create_service(&app, "ERA-B").await, create_service(&app, "ERA-C").await];
+    let services = vec![
+        create_service(&app, "ERA-A").await,
+        create_service(&app, "ERA-B").await,
+        create_service(&app, "ERA-C").await,
+    ];
     let ada = person(&app, "erasea", &services, "2468", "ERA-0001").await;
     let bob = person(&app, "eraseb", &services[1..], "1357", "ERA-0002").await;
     // A patron's own consent change, and staff reading the patron: both leave audit events.
@@ -339,7 +344,10 @@ async fn erasure_leaves_no_personal_data_and_keeps_every_count() {
 
     // The patron's logins are gone: the session's tokens and the card + PIN.
     app.client.query(Some(&access), "{ me { id } }", json!({})).await.expect_code("UNAUTHENTICATED");
-    let resp = app.client.query(None, "mutation($t: String!) { refreshToken(token: $t) { accessToken } }", json!({ "t": refresh })).await;
+    let resp = app
+        .client
+        .query(None, "mutation($t: String!) { refreshToken(token: $t) { accessToken } }", json!({ "t": refresh }))
+        .await;
     resp.expect_code("UNAUTHENTICATED");
     login(&app, ada.card, ada.pin).await.expect_code("UNAUTHENTICATED");
     login(&app, bob.card, bob.pin).await.ok();
@@ -482,10 +490,8 @@ async fn the_retention_job_anonymises_only_old_interactions() {
     }
     assert_eq!(report_counts(&db).await, before, "the counts used by reports are unchanged");
     // The patron still sees their recent interactions; the old ones are no longer theirs.
-    let resp = app
-        .client
-        .query(Some(&app.patron_token(uuid_of(&ada))), "{ interactions { totalCount } }", json!({}))
-        .await;
+    let resp =
+        app.client.query(Some(&app.patron_token(uuid_of(&ada))), "{ interactions { totalCount } }", json!({})).await;
     assert_eq!(resp.ok()["interactions"]["totalCount"], 2);
     let events = audit_events(&second, json!({ "action": "RETENTION_PURGE" })).await;
     assert_eq!(events.len(), 1);

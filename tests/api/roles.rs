@@ -131,6 +131,9 @@ impl World {
     }
 }
 
+/// A mutation, a maker of fresh variables for each call, and what each role gets.
+type MutationCheck = (&'static str, String, Box<dyn Fn() -> Value>, [Outcome; 7]);
+
 /// Unique inputs per call so every allowed write succeeds.
 fn n() -> String {
     Uuid::new_v4().simple().to_string()[..8].to_uppercase()
@@ -178,7 +181,7 @@ async fn every_role_against_every_root_query() {
 async fn every_role_against_every_mutation() {
     let w = world().await;
     let everyone = EVERYONE.len();
-    let mut checks: Vec<(&str, String, Box<dyn Fn() -> Value>, [Outcome; 7])> = Vec::new();
+    let mut checks: Vec<MutationCheck> = Vec::new();
     let service_gid = w.service_gid.clone();
     let patron_gid = w.patron_gid.clone();
     let funder_gid = w.funder_gid.clone();

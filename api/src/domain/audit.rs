@@ -18,8 +18,8 @@ use std::time::Duration;
 use chrono::{DateTime, SubsecRound, Utc};
 use entity::audit_event::{self, ActorRole, AuditAction};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseConnectionType, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, sea_query::Expr,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseConnectionType, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, sea_query::Expr,
 };
 use tokio::sync::{
     mpsc::{self, error::TrySendError},
@@ -358,8 +358,11 @@ pub async fn list(
     check_read(viewer)?;
     check_filter(filter)?;
     check_cursor(window)?;
-    let keyset =
-        Keyset::new(Expr::col(audit_event::Column::OccurredAt), Expr::col(audit_event::Column::Id), SortDirection::Desc);
+    let keyset = Keyset::new(
+        Expr::col(audit_event::Column::OccurredAt),
+        Expr::col(audit_event::Column::Id),
+        SortDirection::Desc,
+    );
     keyset.fetch(db, audit_event::Entity::find().filter(condition(filter)), window, cursor).await
 }
 
@@ -412,7 +415,11 @@ mod tests {
         let e = event(&staff, AuditAction::ReadPatron, Some(target), None, Some(request));
         assert_eq!((e.actor.as_str(), e.actor_role, e.target_patron_id), ("staff-7", ActorRole::Staff, Some(target)));
         assert_eq!(e.request_id, Some(request.0));
-        let bad = AuditFilter { from: Some(Utc::now()), to: Some(Utc::now() - chrono::Duration::hours(1)), ..Default::default() };
+        let bad = AuditFilter {
+            from: Some(Utc::now()),
+            to: Some(Utc::now() - chrono::Duration::hours(1)),
+            ..Default::default()
+        };
         assert!(check_filter(&bad).is_err());
     }
 }

@@ -12,8 +12,8 @@ use chrono::{DateTime, SubsecRound, Utc};
 pub use entity::enums::{ConsentPurpose, ConsentSource};
 use entity::{consent_event, enums::PatronStatus, patron};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    Set,
     sea_query::{Alias, Asterisk, Expr, ExprTrait, Func, OverStatement, Query, SelectStatement, WindowStatement},
 };
 use uuid::Uuid;
@@ -139,7 +139,8 @@ pub async fn consenting(
 /// `SELECT * FROM (SELECT .., ROW_NUMBER() OVER (PARTITION BY patron_id, purpose ORDER BY
 /// recorded_at DESC, id DESC) AS rn FROM consent_event WHERE ..) WHERE rn = 1`.
 fn latest_statement(patron_ids: &[Uuid], purpose: Option<ConsentPurpose>) -> SelectStatement {
-    let mut select = consent_event::Entity::find().filter(consent_event::Column::PatronId.is_in(patron_ids.iter().copied()));
+    let mut select =
+        consent_event::Entity::find().filter(consent_event::Column::PatronId.is_in(patron_ids.iter().copied()));
     if let Some(purpose) = purpose {
         select = select.filter(consent_event::Column::Purpose.eq(purpose));
     }
@@ -156,11 +157,7 @@ fn latest_statement(patron_ids: &[Uuid], purpose: Option<ConsentPurpose>) -> Sel
 }
 
 fn history_keyset() -> Keyset {
-    Keyset::new(
-        Expr::col(consent_event::Column::RecordedAt),
-        Expr::col(consent_event::Column::Id),
-        SortDirection::Desc,
-    )
+    Keyset::new(Expr::col(consent_event::Column::RecordedAt), Expr::col(consent_event::Column::Id), SortDirection::Desc)
 }
 
 pub fn history_cursor(model: &consent_event::Model) -> Cursor {
@@ -188,8 +185,7 @@ pub async fn history_pages(
     window: &PageWindow,
 ) -> AppResult<HashMap<Uuid, Page<consent_event::Model>>> {
     let after = history_position(window)?;
-    let mut grouped: HashMap<Uuid, Vec<consent_event::Model>> =
-        patron_ids.iter().map(|id| (*id, Vec::new())).collect();
+    let mut grouped: HashMap<Uuid, Vec<consent_event::Model>> = patron_ids.iter().map(|id| (*id, Vec::new())).collect();
     if window.limit > 0 {
         for chunk in patron_ids.chunks(IDS_PER_STATEMENT) {
             let statement = history_statement(chunk, window, after);
@@ -324,12 +320,8 @@ pub async fn record(
     if changes.is_empty() {
         return Ok(Vec::new());
     }
-    let status: Option<PatronStatus> = patron::Entity::find_by_id(patron_id)
-        .select_only()
-        .column(patron::Column::Status)
-        .into_tuple()
-        .one(db)
-        .await?;
+    let status: Option<PatronStatus> =
+        patron::Entity::find_by_id(patron_id).select_only().column(patron::Column::Status).into_tuple().one(db).await?;
     match status {
         None => return Err(AppError::not_found("patron")),
         Some(PatronStatus::Erased) => {
@@ -398,8 +390,9 @@ mod tests {
             Err(AppError::BadInput { field: Some(f), .. }) if f == "input.textVersion"
         ));
         let own = ConsentChange { text_version: Some("v2".into()), ..email.clone() };
-        let checked = validate_changes(&[own, ConsentChange::new(ConsentPurpose::Personalisation, false)], Some("v1"), true)
-            .unwrap_or_default();
+        let checked =
+            validate_changes(&[own, ConsentChange::new(ConsentPurpose::Personalisation, false)], Some("v1"), true)
+                .unwrap_or_default();
         let versions: Vec<Option<&str>> = checked.iter().map(|c| c.text_version.as_deref()).collect();
         assert_eq!(versions, vec![Some("v2"), Some("v1")]);
     }

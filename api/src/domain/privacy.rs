@@ -21,7 +21,9 @@ use entity::{
     audit_event::{self, AuditAction},
     consent_event,
     enums::PatronStatus,
-    interaction, patron, patron_tag, revoked_token::RevocationKind, service,
+    interaction, patron, patron_tag,
+    revoked_token::RevocationKind,
+    service,
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
@@ -260,8 +262,8 @@ pub async fn erase(
     let tags_deleted =
         patron_tag::Entity::delete_many().filter(patron_tag::Column::PatronId.eq(patron_id)).exec(&txn).await?;
     let consent_events_deleted = consent::delete_all(&txn, patron_id).await?;
-    let interactions_anonymised = anonymise_interactions(&txn, Condition::all().add(interaction::Column::PatronId.eq(patron_id)), now)
-        .await?;
+    let interactions_anonymised =
+        anonymise_interactions(&txn, Condition::all().add(interaction::Column::PatronId.eq(patron_id)), now).await?;
     // Logins: the PIN is gone; every session (refresh-token family and its access tokens) ends.
     sessions::disable_patron_login(&txn, state, patron_id).await?;
     // A patron erasing themself with a token outside any session: that token ends too.
@@ -332,9 +334,7 @@ pub async fn purge_before(db: &DatabaseConnection, cutoff: DateTime<Utc>, actor:
         let batch = Query::select()
             .column(interaction::Column::Id)
             .from(interaction::Entity)
-            .cond_where(
-                Condition::all().add(interaction::Column::OccurredAt.lt(cutoff)).add(identifiable()),
-            )
+            .cond_where(Condition::all().add(interaction::Column::OccurredAt.lt(cutoff)).add(identifiable()))
             .limit(PURGE_BATCH)
             .to_owned();
         let changed =
@@ -374,11 +374,9 @@ pub struct PurgeReport {
 impl std::fmt::Display for PurgeReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.retention_days {
-            Some(days) => write!(
-                f,
-                "interactions older than {days} days anonymised: {}; ",
-                self.interactions_anonymised
-            )?,
+            Some(days) => {
+                write!(f, "interactions older than {days} days anonymised: {}; ", self.interactions_anonymised)?
+            }
             None => write!(f, "RETENTION_DAYS is not set: interactions kept; ")?,
         }
         write!(f, "expired refresh tokens deleted: {}", self.refresh_tokens_deleted)

@@ -86,7 +86,10 @@ impl Loader<ConsentHistoryCount> for AppLoader {
     type Value = u64;
     type Error = Arc<AppError>;
 
-    async fn load(&self, keys: &[ConsentHistoryCount]) -> Result<HashMap<ConsentHistoryCount, Self::Value>, Self::Error> {
+    async fn load(
+        &self,
+        keys: &[ConsentHistoryCount],
+    ) -> Result<HashMap<ConsentHistoryCount, Self::Value>, Self::Error> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let counts = domain::history_counts(&self.db, &ids).await?;
         Ok(counts.into_iter().map(|(id, n)| (ConsentHistoryCount(id), n)).collect())
@@ -94,7 +97,11 @@ impl Loader<ConsentHistoryCount> for AppLoader {
 }
 
 /// `Patron.consentHistory`: newest first, with the patron read rules.
-pub async fn consent_history_of(ctx: &Context<'_>, patron_id: Uuid, args: PageArgs) -> Result<RelayConnection<Consent>> {
+pub async fn consent_history_of(
+    ctx: &Context<'_>,
+    patron_id: Uuid,
+    args: PageArgs,
+) -> Result<RelayConnection<Consent>> {
     let state = ctx.state()?;
     domain::check_read_history(ctx.viewer(), patron_id)?;
     let window = args.window(state.limits())?;

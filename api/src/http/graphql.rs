@@ -328,13 +328,11 @@ impl Executed {
 async fn run(schema: &AppSchema, state: &AppState, viewer: &Viewer, ip: &ClientIp, request: Request) -> Executed {
     let marker = Arc::new(ExecutionMarker::default());
     let kind = Arc::new(OperationKind::default());
-    let request = request
-        .data(viewer.clone())
-        .data(ip.clone())
-        .data(AppLoader::for_request(state.db.clone()))
-        .data(marker.clone())
-        .data(kind.clone());
-    let response = schema.execute(request).await;
+    let loader = AppLoader::for_request(state.db.clone());
+    let activity = AppLoader::activity(&loader);
+    let request = request.data(viewer.clone()).data(ip.clone()).data(loader).data(marker.clone()).data(kind.clone());
+    // Loader batches wait for the request to go quiet, so a relation is fetched in one batch.
+    let response = AppLoader::track(activity, schema.execute(request)).await;
     let request_error = !marker.executed() && response.is_err();
     Executed { response, request_error, kind: kind.get() }
 }
