@@ -135,6 +135,26 @@ pub struct Settings {
     /// Interactions older than this many days lose their patron link, comment and staff notes
     /// (hourly job and `rapport purge`); unset keeps them forever (`RETENTION_DAYS`).
     pub retention_days: Option<u32>,
+    /// Lifecycle stage thresholds (see `domain::engagement`).
+    pub lifecycle: LifecycleSettings,
+}
+
+/// Day thresholds of the patron lifecycle stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LifecycleSettings {
+    /// A patron whose first interaction (or, without any, whose record) is younger than this is NEW
+    /// (`RAPPORT_LIFECYCLE_NEW_DAYS`, default 30).
+    pub new_days: u32,
+    /// No interaction for this many days makes a patron AT_RISK (`RAPPORT_LIFECYCLE_AT_RISK_DAYS`, default 60).
+    pub at_risk_days: u32,
+    /// No interaction for this many days makes a patron LAPSED (`RAPPORT_LIFECYCLE_LAPSED_DAYS`, default 180).
+    pub lapsed_days: u32,
+}
+
+impl Default for LifecycleSettings {
+    fn default() -> Self {
+        Self { new_days: 30, at_risk_days: 60, lapsed_days: 180 }
+    }
 }
 
 /// How the cache behaves: Redis timeouts and circuit breaker, what is cached for how long.
@@ -285,6 +305,11 @@ impl Settings {
                     _ => return Err(invalid("RETENTION_DAYS", format!("`{raw}` is not a positive number of days"))),
                 },
             },
+            lifecycle: LifecycleSettings {
+                new_days: parse_num(&get, "RAPPORT_LIFECYCLE_NEW_DAYS", 30)?,
+                at_risk_days: parse_num(&get, "RAPPORT_LIFECYCLE_AT_RISK_DAYS", 60)?,
+                lapsed_days: parse_num(&get, "RAPPORT_LIFECYCLE_LAPSED_DAYS", 180)?,
+            },
         };
         settings.validate()?;
         Ok(settings)
@@ -292,6 +317,13 @@ impl Settings {
 
     /// Refuse configurations that would be unsafe or cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let life = self.lifecycle;
+        if life.at_risk_days == 0 || life.at_risk_days >= life.lapsed_days {
+            return Err(invalid(
+                "RAPPORT_LIFECYCLE_AT_RISK_DAYS",
+                "must be positive and below RAPPORT_LIFECYCLE_LAPSED_DAYS",
+            ));
+        }
         let jwt = &self.jwt;
         match jwt.algorithm {
             JwtAlgorithm::Hs256 => {

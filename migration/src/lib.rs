@@ -16,6 +16,7 @@ mod m20261122_000003_create_interactions;
 mod m20261122_000004_create_funders;
 mod m20261122_000005_create_identity;
 mod m20261122_000006_create_audit_event;
+mod m20261122_000008_create_rollups;
 
 /// All migrations, in the order they are applied.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_create_funders::Migration),
             Box::new(m20261122_000005_create_identity::Migration),
             Box::new(m20261122_000006_create_audit_event::Migration),
+            Box::new(m20261122_000008_create_rollups::Migration),
         ]
     }
 }

@@ -21,4 +21,5 @@ mod roles;
 mod schema;
 mod seed;
 mod statements;
+mod storm;
 mod subscriptions;

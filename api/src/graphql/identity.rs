@@ -480,13 +480,17 @@ impl IdentityMutation {
             return Err(viewer.denied("set patron PINs").into());
         }
         let patron_id = parse_global_id(&patron_id, NodeKind::Patron, "patronId")?;
-        Ok(Patron(accounts::set_patron_pin(state, viewer, patron_id, &pin).await?))
+        let patron = accounts::set_patron_pin(state, viewer, patron_id, &pin).await?;
+        super::audit::record_write(ctx, entity::audit_event::AuditAction::SetPin, Some(patron_id), None).await?;
+        Ok(Patron(patron))
     }
 
     /// A patron changes their own PIN; their other sessions end.
     async fn change_my_pin(&self, ctx: &Context<'_>, current_pin: String, new_pin: String) -> Result<Patron> {
         let state = ctx.state()?;
-        Ok(Patron(accounts::change_own_pin(state, ctx.viewer(), &current_pin, &new_pin, client_ip(ctx)).await?))
+        let patron = accounts::change_own_pin(state, ctx.viewer(), &current_pin, &new_pin, client_ip(ctx)).await?;
+        super::audit::record_write(ctx, entity::audit_event::AuditAction::ChangePin, Some(patron.id), None).await?;
+        Ok(Patron(patron))
     }
 
     /// Register a partner API client (admins only). The answer holds its secret, shown once.

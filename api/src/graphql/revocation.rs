@@ -19,6 +19,10 @@ use crate::{
 
 pub struct RevocationCheck;
 
+/// Request data set by a transport that has already checked the token (HTTP answers 401 itself).
+#[derive(Debug, Clone, Copy)]
+pub struct RevocationChecked;
+
 impl ExtensionFactory for RevocationCheck {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(RevocationCheckExtension)
@@ -35,6 +39,9 @@ impl Extension for RevocationCheckExtension {
         request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
+        if request.data.get(&TypeId::of::<RevocationChecked>()).is_some() {
+            return next.run(ctx, request).await;
+        }
         // The viewer is request data (HTTP) or connection data (WebSocket).
         let viewer = request
             .data

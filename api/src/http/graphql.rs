@@ -39,9 +39,9 @@ fn request_failure(status: StatusCode, media: ResponseType, code: ErrorCode, mes
         .json(json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] }))
 }
 
-/// Resolve the viewer from `Authorization`. A token that is present but bad is an error, never
-/// silently anonymous.
-pub fn viewer_from_request(req: &HttpRequest, state: &AppState) -> Result<Viewer, AppError> {
+/// Resolve the viewer from `Authorization`. A token that is present but bad, expired or revoked
+/// is an error (401), never silently anonymous.
+pub async fn viewer_from_request(req: &HttpRequest, state: &AppState) -> Result<Viewer, AppError> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(Viewer::anonymous());
     };
@@ -52,7 +52,7 @@ pub fn viewer_from_request(req: &HttpRequest, state: &AppState) -> Result<Viewer
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| AppError::Unauthenticated("expected `Authorization: Bearer <token>`".into()))?;
-    state.jwt.verify(token).map(|(viewer, _)| viewer)
+    crate::auth::authenticate(state, token).await
 }
 
 fn unauthenticated(media: ResponseType, err: &AppError) -> HttpResponse {
@@ -165,7 +165,7 @@ pub async fn post(
             return request_failure(StatusCode::BAD_REQUEST, media, ErrorCode::BadUserInput, &message);
         }
     };
-    let viewer = match viewer_from_request(&req, &state) {
+    let viewer = match viewer_from_request(&req, &state).await {
         Ok(viewer) => viewer,
         Err(err) => return unauthenticated(media, &err),
     };
@@ -279,7 +279,7 @@ pub async fn get(
     if let Some(refusal) = refuse_non_query(&state, &request, media) {
         return refusal;
     }
-    let viewer = match viewer_from_request(&req, &state) {
+    let viewer = match viewer_from_request(&req, &state).await {
         Ok(viewer) => viewer,
         Err(err) => return unauthenticated(media, &err),
     };
@@ -330,7 +330,14 @@ async fn run(schema: &AppSchema, state: &AppState, viewer: &Viewer, ip: &ClientI
     let kind = Arc::new(OperationKind::default());
     let loader = AppLoader::for_request(state.db.clone());
     let activity = AppLoader::activity(&loader);
-    let request = request.data(viewer.clone()).data(ip.clone()).data(loader).data(marker.clone()).data(kind.clone());
+    let request = request
+        .data(viewer.clone())
+        .data(ip.clone())
+        .data(loader)
+        .data(marker.clone())
+        .data(kind.clone())
+        // `viewer_from_request` already checked revocation for this request.
+        .data(crate::graphql::revocation::RevocationChecked);
     // Loader batches wait for the request to go quiet, so a relation is fetched in one batch.
     let response = AppLoader::track(activity, schema.execute(request)).await;
     let request_error = !marker.executed() && response.is_err();

@@ -15,9 +15,9 @@
 //! - activity is heavy-tailed (lognormal intensity), about 10% never engaged, some lapsed (last
 //!   activity more than six months ago), some at risk, some new in the last weeks;
 //! - the history follows the academic year, the week and opening hours;
-//! - funded services range from large (embedded librarians, the writing centre) to small (the
-//!   accessibility lab, homework club, data help), so funder reports show both visible and
-//!   suppressed cells.
+//! - funded services range from large (embedded librarians, the writing centre, data help) to
+//!   small (the accessibility lab, the homework club), and every one has patron types that use
+//!   it rarely, so monthly funder reports show both visible and suppressed (< 5 patrons) cells.
 
 pub mod accounts;
 mod activity;
