@@ -253,7 +253,21 @@ async fn print_demo_tokens(app: &Application) -> anyhow::Result<()> {
             demo.funder_name.unwrap_or_default()
         ));
     }
+    let mut logins: Vec<String> = crate::seed::accounts::DEMO_ACCOUNTS
+        .iter()
+        .map(|(email, password, _)| format!("login(email: \"{email}\", password: \"{password}\")"))
+        .collect();
+    logins.push(format!(
+        "patronLogin(cardNumber: \"{}\", pin: \"{}\")  (cards {})",
+        crate::seed::accounts::DEMO_PIN_CARDS[0],
+        crate::seed::accounts::DEMO_PIN,
+        crate::seed::accounts::DEMO_PIN_CARDS.join(", ")
+    ));
     // Printed, not logged: these are for the person at the terminal, valid for 24 hours.
-    println!("\nDemo tokens (valid 24 h; send as `Authorization: Bearer <token>`):\n{}\n", lines.join("\n"));
+    println!(
+        "\nDemo tokens (valid 24 h; send as `Authorization: Bearer <token>`):\n{}\n\nDemo logins:\n{}\n",
+        lines.join("\n"),
+        logins.join("\n")
+    );
     Ok(())
 }
