@@ -11,7 +11,8 @@ use std::{
 fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migration/src");
     println!("cargo:rerun-if-changed={}", dir.display());
-    let mut files: Vec<_> = fs::read_dir(&dir).map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect()).unwrap_or_default();
+    let mut files: Vec<_> =
+        fs::read_dir(&dir).map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect()).unwrap_or_default();
     files.sort();
     let mut hasher = DefaultHasher::new();
     for file in files {

@@ -64,11 +64,8 @@ impl TestClient {
     }
 
     pub async fn post_json(&self, token: Option<&str>, body: &Value) -> GqlResponse {
-        let mut request = self
-            .http
-            .post(&self.endpoint)
-            .header("accept", "application/graphql-response+json")
-            .json(body);
+        let mut request =
+            self.http.post(&self.endpoint).header("accept", "application/graphql-response+json").json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

@@ -131,11 +131,23 @@ impl TestApp {
     }
 
     pub fn admin_token(&self) -> String {
-        self.mint(TokenRequest { role: Role::Admin, subject: "admin-1".into(), funder_id: None, scopes: vec![], ttl: None })
+        self.mint(TokenRequest {
+            role: Role::Admin,
+            subject: "admin-1".into(),
+            funder_id: None,
+            scopes: vec![],
+            ttl: None,
+        })
     }
 
     pub fn staff_token(&self) -> String {
-        self.mint(TokenRequest { role: Role::Staff, subject: "staff-1".into(), funder_id: None, scopes: vec![], ttl: None })
+        self.mint(TokenRequest {
+            role: Role::Staff,
+            subject: "staff-1".into(),
+            funder_id: None,
+            scopes: vec![],
+            ttl: None,
+        })
     }
 
     pub fn patron_token(&self, patron_id: Uuid) -> String {
@@ -170,7 +182,8 @@ impl TestApp {
 
     /// Total SQL statements the server has run so far (from `/metrics`).
     pub async fn sql_statements(&self) -> u64 {
-        let text = self.client.http.get(self.url("/metrics")).send().await.expect("metrics").text().await.expect("body");
+        let text =
+            self.client.http.get(self.url("/metrics")).send().await.expect("metrics").text().await.expect("body");
         text.lines()
             .filter(|l| l.starts_with("rapport_db_statements_total"))
             .filter_map(|l| l.rsplit(' ').next())

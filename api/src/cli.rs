@@ -40,6 +40,8 @@ enum Command {
     /// Apply the retention policy now: anonymise interactions older than RETENTION_DAYS (or
     /// --days) and delete expired refresh tokens, then exit.
     Purge(PurgeArgs),
+    /// Recompute the funder-report roll-ups from the interactions, then exit.
+    RebuildRollups,
 }
 
 #[derive(Args, Debug)]
@@ -179,6 +181,13 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             db::migrate(&db).await?;
             let report = crate::domain::privacy::purge_command(&db, args.days.or(settings.retention_days)).await?;
             println!("{report}");
+            Ok(())
+        }
+        Command::RebuildRollups => {
+            let db = db::connect(&settings.database, None).await?;
+            db::migrate(&db).await?;
+            let report = crate::domain::rollups::rebuild(&db).await?;
+            println!("roll-ups rebuilt from {} interactions", report.interactions);
             Ok(())
         }
         Command::Healthcheck => {

@@ -137,6 +137,9 @@ pub struct Settings {
     pub retention_days: Option<u32>,
     /// Lifecycle stage thresholds (see `domain::engagement`).
     pub lifecycle: LifecycleSettings,
+    /// Funder reports suppress cells counting fewer patrons than this (`RAPPORT_K_ANONYMITY`,
+    /// default 5, at least 3).
+    pub k_anonymity: u32,
 }
 
 /// Day thresholds of the patron lifecycle stages.
@@ -276,7 +279,10 @@ impl Settings {
             demo: matches!(get("RAPPORT_DEMO").as_deref(), Some("1" | "true" | "yes")),
             shutdown_timeout: Duration::from_secs(parse_num(&get, "RAPPORT_SHUTDOWN_TIMEOUT_SECS", 30)?),
             log_format_json: matches!(get("RAPPORT_LOG_FORMAT").as_deref(), Some("json")),
-            workers: get("RAPPORT_WORKERS").map(|w| w.parse()).transpose().map_err(|_| invalid("RAPPORT_WORKERS", "must be a number"))?,
+            workers: get("RAPPORT_WORKERS")
+                .map(|w| w.parse())
+                .transpose()
+                .map_err(|_| invalid("RAPPORT_WORKERS", "must be a number"))?,
             cache: CacheSettings {
                 redis_timeout: Duration::from_millis(parse_num(&get, "REDIS_TIMEOUT_MS", 250)?),
                 breaker_failures: parse_num(&get, "REDIS_BREAKER_FAILURES", 3)?,
@@ -309,6 +315,10 @@ impl Settings {
                 new_days: parse_num(&get, "RAPPORT_LIFECYCLE_NEW_DAYS", 30)?,
                 at_risk_days: parse_num(&get, "RAPPORT_LIFECYCLE_AT_RISK_DAYS", 60)?,
                 lapsed_days: parse_num(&get, "RAPPORT_LIFECYCLE_LAPSED_DAYS", 180)?,
+            },
+            k_anonymity: match parse_num(&get, "RAPPORT_K_ANONYMITY", 5u32)? {
+                k if k >= 3 => k,
+                _ => return Err(invalid("RAPPORT_K_ANONYMITY", "must be at least 3")),
             },
         };
         settings.validate()?;

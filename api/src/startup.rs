@@ -26,8 +26,8 @@ impl Application {
             seed::seed_demo_if_empty(&db).await?;
         }
         let jwt = Arc::new(JwtKeys::from_settings(&settings.jwt)?);
-        let listener = TcpListener::bind(&settings.bind)
-            .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", settings.bind))?;
+        let listener =
+            TcpListener::bind(&settings.bind).map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let shutdown_timeout = settings.shutdown_timeout.as_secs();
         let workers = settings.workers;

@@ -11,6 +11,7 @@ pub mod enums;
 pub mod funder;
 pub mod funding;
 pub mod interaction;
+pub mod nps_response;
 pub mod partner_client;
 pub mod patron;
 pub mod patron_tag;

@@ -16,7 +16,9 @@ mod m20261122_000003_create_interactions;
 mod m20261122_000004_create_funders;
 mod m20261122_000005_create_identity;
 mod m20261122_000006_create_audit_event;
+mod m20261122_000007_create_nps_response;
 mod m20261122_000008_create_rollups;
+mod m20261122_000009_add_ordering_indexes;
 
 /// All migrations, in the order they are applied.
 pub struct Migrator;
@@ -31,7 +33,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_create_funders::Migration),
             Box::new(m20261122_000005_create_identity::Migration),
             Box::new(m20261122_000006_create_audit_event::Migration),
+            Box::new(m20261122_000007_create_nps_response::Migration),
             Box::new(m20261122_000008_create_rollups::Migration),
+            Box::new(m20261122_000009_add_ordering_indexes::Migration),
         ]
     }
 }

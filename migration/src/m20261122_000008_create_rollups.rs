@@ -69,9 +69,7 @@ impl MigrationTrait for Migration {
                     .col(uuid(ServicePatronFirst::ServiceId))
                     .col(uuid(ServicePatronFirst::PatronId))
                     .col(date(ServicePatronFirst::FirstDay))
-                    .primary_key(
-                        Index::create().col(ServicePatronFirst::ServiceId).col(ServicePatronFirst::PatronId),
-                    )
+                    .primary_key(Index::create().col(ServicePatronFirst::ServiceId).col(ServicePatronFirst::PatronId))
                     .to_owned(),
             )
             .await?;

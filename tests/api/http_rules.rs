@@ -149,7 +149,9 @@ async fn get_runs_queries_but_never_mutations() {
     assert_eq!(resp.headers().get("allow").and_then(|v| v.to_str().ok()), Some("POST"));
 
     // Operation selected by name out of a document that also holds a mutation.
-    let doc = format!("query Q {CATALOGUE} mutation M {{ createService(input: {{code: \"X2\", name: \"X\", category: OTHER}}) {{ id }} }}");
+    let doc = format!(
+        "query Q {CATALOGUE} mutation M {{ createService(input: {{code: \"X2\", name: \"X\", category: OTHER}}) {{ id }} }}"
+    );
     let resp = app
         .client
         .http
@@ -200,8 +202,9 @@ async fn browsers_get_graphiql() {
 
 #[tokio::test]
 async fn oversized_bodies_and_batches_are_refused() {
-    let app = spawn_app_with(TestOptions::default().with("RAPPORT_MAX_BODY_BYTES", "2048").with("RAPPORT_MAX_BATCH", "3"))
-        .await;
+    let app =
+        spawn_app_with(TestOptions::default().with("RAPPORT_MAX_BODY_BYTES", "2048").with("RAPPORT_MAX_BATCH", "3"))
+            .await;
     let big = json!({ "query": CATALOGUE, "variables": { "pad": "x".repeat(4096) } }).to_string();
     let resp = post_raw(&app, Some("application/json"), None, &big).await;
     assert_eq!(resp.status(), 413);
@@ -236,7 +239,8 @@ async fn depth_complexity_and_alias_limits() {
     resp.expect_code("QUERY_TOO_COMPLEX");
 
     let app = spawn_app_with(TestOptions::default().with("RAPPORT_MAX_COMPLEXITY", "3")).await;
-    let resp = app.client.query(None, "{ services { totalCount pageInfo { hasNextPage hasPreviousPage } } }", json!({})).await;
+    let resp =
+        app.client.query(None, "{ services { totalCount pageInfo { hasNextPage hasPreviousPage } } }", json!({})).await;
     resp.expect_code("QUERY_TOO_COMPLEX");
 }
 
@@ -292,14 +296,7 @@ async fn health_readiness_metrics_and_schema() {
 #[tokio::test]
 async fn cache_headers_public_for_anonymous_catalogue_private_when_authenticated() {
     let app = spawn_app().await;
-    let resp = app
-        .client
-        .http
-        .get(app.url("/graphql"))
-        .query(&[("query", CATALOGUE)])
-        .send()
-        .await
-        .unwrap();
+    let resp = app.client.http.get(app.url("/graphql")).query(&[("query", CATALOGUE)]).send().await.unwrap();
     let cache = resp.headers().get("cache-control").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     assert!(cache.contains("public") && cache.contains("max-age="), "{cache}");
 

@@ -144,11 +144,21 @@ async fn every_role_against_every_root_query() {
     let w = world().await;
     //                                          anon patron staff admin funder p-none p-all
     w.check("services", "{ services { totalCount } }", json!({}), [O, O, O, O, O, O, O]).await;
-    w.check("service", "query($id: ID!) { service(id: $id) { code } }", json!({ "id": w.service_gid }), [O, O, O, O, O, O, O])
-        .await;
+    w.check(
+        "service",
+        "query($id: ID!) { service(id: $id) { code } }",
+        json!({ "id": w.service_gid }),
+        [O, O, O, O, O, O, O],
+    )
+    .await;
     w.check("patrons", "{ patrons { totalCount } }", json!({}), [U, F, O, O, F, F, O]).await;
-    w.check("patron(self)", "query($id: ID!) { patron(id: $id) { name } }", json!({ "id": w.patron_gid }), [U, O, O, O, F, F, O])
-        .await;
+    w.check(
+        "patron(self)",
+        "query($id: ID!) { patron(id: $id) { name } }",
+        json!({ "id": w.patron_gid }),
+        [U, O, O, O, F, F, O],
+    )
+    .await;
     w.check(
         "patron(other)",
         "query($id: ID!) { patron(id: $id) { name } }",
@@ -167,14 +177,34 @@ async fn every_role_against_every_root_query() {
     .await;
     w.check("staffNotes", "{ interactions { edges { node { staffNotes } } } }", json!({}), [U, F, O, O, F, F, F]).await;
     w.check("funders", "{ funders { totalCount } }", json!({}), [U, F, O, O, O, F, F]).await;
-    w.check("funder", "query($id: ID!) { funder(id: $id) { name } }", json!({ "id": w.funder_gid }), [U, F, O, O, O, F, F])
-        .await;
-    w.check("node(service)", "query($id: ID!) { node(id: $id) { id } }", json!({ "id": w.service_gid }), [O, O, O, O, O, O, O])
-        .await;
-    w.check("node(patron)", "query($id: ID!) { node(id: $id) { id } }", json!({ "id": w.patron_gid }), [U, O, O, O, F, F, O])
-        .await;
-    w.check("node(funding)", "query($id: ID!) { node(id: $id) { id } }", json!({ "id": w.funding_gid }), [U, F, O, O, O, F, F])
-        .await;
+    w.check(
+        "funder",
+        "query($id: ID!) { funder(id: $id) { name } }",
+        json!({ "id": w.funder_gid }),
+        [U, F, O, O, O, F, F],
+    )
+    .await;
+    w.check(
+        "node(service)",
+        "query($id: ID!) { node(id: $id) { id } }",
+        json!({ "id": w.service_gid }),
+        [O, O, O, O, O, O, O],
+    )
+    .await;
+    w.check(
+        "node(patron)",
+        "query($id: ID!) { node(id: $id) { id } }",
+        json!({ "id": w.patron_gid }),
+        [U, O, O, O, F, F, O],
+    )
+    .await;
+    w.check(
+        "node(funding)",
+        "query($id: ID!) { node(id: $id) { id } }",
+        json!({ "id": w.funding_gid }),
+        [U, F, O, O, O, F, F],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -202,7 +232,9 @@ async fn every_role_against_every_mutation() {
     checks.push((
         "createPatron",
         "mutation($i: CreatePatronInput!) { createPatron(input: $i) { id } }".into(),
-        Box::new(|| json!({ "i": { "cardNumber": format!("C-{}", n()), "name": "New Patron", "patronType": "PUBLIC" } })),
+        Box::new(
+            || json!({ "i": { "cardNumber": format!("C-{}", n()), "name": "New Patron", "patronType": "PUBLIC" } }),
+        ),
         [U, F, O, O, F, F, O],
     ));
     let p = patron_gid.clone();

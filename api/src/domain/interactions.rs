@@ -656,6 +656,7 @@ where
         let rows = chunk.iter().cloned().map(interaction::ActiveModel::from);
         interaction::Entity::insert_many(rows).exec_without_returning(&txn).await?;
     }
+    super::rollups::apply(&txn, &fresh).await?;
     txn.commit().await?;
     Ok(recorded)
 }

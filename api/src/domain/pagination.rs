@@ -52,10 +52,7 @@ impl PageArgs {
             }
             let n = n as u64;
             if n > limits.max_page_size {
-                return Err(AppError::bad_field(
-                    field,
-                    format!("`{field}` may be at most {}", limits.max_page_size),
-                ));
+                return Err(AppError::bad_field(field, format!("`{field}` may be at most {}", limits.max_page_size)));
             }
             Ok(n)
         };
@@ -193,14 +190,8 @@ impl Keyset {
             let key = Expr::expr(self.key.clone());
             let id = Expr::expr(self.id.clone());
             let condition = match direction {
-                SortDirection::Asc => key
-                    .clone()
-                    .gt(value.clone())
-                    .or(key.eq(value).and(id.gt(cursor.id))),
-                SortDirection::Desc => key
-                    .clone()
-                    .lt(value.clone())
-                    .or(key.eq(value).and(id.lt(cursor.id))),
+                SortDirection::Asc => key.clone().gt(value.clone()).or(key.eq(value).and(id.gt(cursor.id))),
+                SortDirection::Desc => key.clone().lt(value.clone()).or(key.eq(value).and(id.lt(cursor.id))),
             };
             select = select.filter(condition);
         }

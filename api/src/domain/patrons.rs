@@ -44,6 +44,8 @@ pub struct PatronFilter {
     pub statuses: Vec<PatronStatus>,
     /// Exactly this home branch.
     pub home_branch: Option<String>,
+    /// In any of these lifecycle stages (a `MIN`/`MAX(occurred_at)` subquery).
+    pub lifecycle: Option<super::engagement::StageFilter>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -153,6 +155,9 @@ fn condition(filter: &PatronFilter) -> Condition {
     }
     if let Some(branch) = filter.home_branch.as_deref().map(str::trim).filter(|b| !b.is_empty()) {
         cond = cond.add(patron::Column::HomeBranch.eq(branch));
+    }
+    if let Some(lifecycle) = &filter.lifecycle {
+        cond = cond.add(lifecycle.condition());
     }
     cond
 }

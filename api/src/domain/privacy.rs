@@ -262,6 +262,12 @@ pub async fn erase(
     let tags_deleted =
         patron_tag::Entity::delete_many().filter(patron_tag::Column::PatronId.eq(patron_id)).exec(&txn).await?;
     let consent_events_deleted = consent::delete_all(&txn, patron_id).await?;
+    // NPS answers keep their score (the NPS stays the same) but lose their free-text comment.
+    entity::nps_response::Entity::update_many()
+        .col_expr(entity::nps_response::Column::Comment, Expr::value(Option::<String>::None))
+        .filter(entity::nps_response::Column::PatronId.eq(patron_id))
+        .exec(&txn)
+        .await?;
     let interactions_anonymised =
         anonymise_interactions(&txn, Condition::all().add(interaction::Column::PatronId.eq(patron_id)), now).await?;
     // Logins: the PIN is gone; every session (refresh-token family and its access tokens) ends.

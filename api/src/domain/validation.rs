@@ -52,9 +52,10 @@ pub fn card_number(value: &str, field: &str) -> AppResult<String> {
 pub fn phone(value: &str, field: &str) -> AppResult<String> {
     let value = value.trim().to_owned();
     let digits = value.chars().filter(char::is_ascii_digit).count();
-    let allowed = value.chars().enumerate().all(|(i, c)| {
-        c.is_ascii_digit() || matches!(c, ' ' | '-' | '(' | ')' | '.') || (c == '+' && i == 0)
-    });
+    let allowed = value
+        .chars()
+        .enumerate()
+        .all(|(i, c)| c.is_ascii_digit() || matches!(c, ' ' | '-' | '(' | ')' | '.') || (c == '+' && i == 0));
     if allowed && (6..=20).contains(&digits) {
         Ok(value)
     } else {

@@ -92,9 +92,9 @@ pub fn shape(error: &mut ServerError) {
         return;
     }
     let source = error.source.clone();
-    let app_error: Option<&AppError> = source.as_deref().and_then(|s| {
-        s.downcast_ref::<AppError>().or_else(|| s.downcast_ref::<Arc<AppError>>().map(|a| a.as_ref()))
-    });
+    let app_error: Option<&AppError> = source
+        .as_deref()
+        .and_then(|s| s.downcast_ref::<AppError>().or_else(|| s.downcast_ref::<Arc<AppError>>().map(|a| a.as_ref())));
     match (app_error, &source) {
         (Some(app), _) => {
             let code = app.code();
@@ -106,9 +106,7 @@ pub fn shape(error: &mut ServerError) {
             let ext = error.extensions.get_or_insert_with(ErrorExtensionValues::default);
             match app {
                 AppError::BadInput { field: Some(field), .. } => ext.set("field", field.as_str()),
-                AppError::RateLimited { retry_after_secs } => {
-                    ext.set("retryAfter", Value::from(*retry_after_secs))
-                }
+                AppError::RateLimited { retry_after_secs } => ext.set("retryAfter", Value::from(*retry_after_secs)),
                 _ => {}
             }
         }
@@ -120,11 +118,8 @@ pub fn shape(error: &mut ServerError) {
         }
         (None, None) => {
             // async-graphql's own errors: parse, validation, input coercion, limits.
-            let code = if is_limit_message(&error.message) {
-                ErrorCode::QueryTooComplex
-            } else {
-                ErrorCode::BadUserInput
-            };
+            let code =
+                if is_limit_message(&error.message) { ErrorCode::QueryTooComplex } else { ErrorCode::BadUserInput };
             set_code(error, code);
         }
     }

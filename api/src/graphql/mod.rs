@@ -4,8 +4,10 @@ pub mod audit;
 pub mod connection;
 pub mod consent;
 pub mod context;
+pub mod engagement;
 pub mod enums;
 pub mod errors;
+pub mod feedback;
 pub mod funders;
 pub mod identity;
 pub mod ids;
@@ -16,9 +18,11 @@ pub mod node;
 pub mod observe;
 pub mod patrons;
 pub mod privacy;
+pub mod reports;
 pub mod revocation;
 pub mod scalars;
 pub mod services;
+pub mod stats;
 pub mod subscriptions;
 
 use async_graphql::{MergedObject, Schema};
@@ -35,6 +39,8 @@ pub struct QueryRoot(
     identity::IdentityQuery,
     audit::AuditQuery,
     privacy::PrivacyQuery,
+    stats::StatsQuery,
+    reports::ReportQueryRoot,
 );
 
 #[derive(MergedObject, Default)]
@@ -46,6 +52,7 @@ pub struct MutationRoot(
     identity::IdentityMutation,
     consent::ConsentMutation,
     privacy::PrivacyMutation,
+    feedback::FeedbackMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, subscriptions::SubscriptionRoot>;

@@ -63,6 +63,10 @@ impl Patron {
         domain::check_read_tags(ctx.viewer())?;
         Ok(ctx.loader()?.load_one(PatronTagsKey(self.0.id)).await?.unwrap_or_default())
     }
+    /// Interaction aggregates, 0–100 score and lifecycle stage (staff, admins and partners only).
+    async fn engagement(&self, ctx: &Context<'_>) -> Result<super::engagement::PatronEngagement> {
+        super::engagement::engagement_of(ctx, &self.0).await
+    }
     /// Current consent per purpose: the latest decision for each purpose ever recorded.
     /// A purpose that is absent has never been given.
     async fn consents(&self, ctx: &Context<'_>) -> Result<Vec<Consent>> {
@@ -203,6 +207,8 @@ pub struct PatronsFilter {
     pub statuses: Option<Vec<PatronStatus>>,
     /// This home branch (exact match).
     pub home_branch: Option<String>,
+    /// In any of these lifecycle stages, now (staff-facing; see `Patron.engagement`).
+    pub lifecycle_stages: Option<Vec<super::engagement::LifecycleStage>>,
 }
 
 impl From<PatronsFilter> for PatronFilter {
@@ -213,6 +219,11 @@ impl From<PatronsFilter> for PatronFilter {
             tags: f.tags.unwrap_or_default(),
             statuses: to_db(&f.statuses.unwrap_or_default()),
             home_branch: f.home_branch,
+            lifecycle: f.lifecycle_stages.filter(|s| !s.is_empty()).map(|s| crate::domain::engagement::StageFilter {
+                stages: to_db(&s),
+                at: chrono::Utc::now(),
+                thresholds: crate::config::LifecycleSettings::default(),
+            }),
         }
     }
 }
@@ -253,7 +264,10 @@ impl PatronQuery {
         let state = ctx.state()?;
         let viewer = ctx.viewer();
         let window = PageArgs { first, after, last, before }.window(state.limits())?;
-        let filter: PatronFilter = filter.unwrap_or_default().into();
+        let mut filter: PatronFilter = filter.unwrap_or_default().into();
+        if let Some(lifecycle) = filter.lifecycle.as_mut() {
+            lifecycle.thresholds = state.settings.lifecycle;
+        }
         let order = order_by.unwrap_or_default();
         let sort = match order.field {
             PatronOrderField::Name => PatronSort::Name,

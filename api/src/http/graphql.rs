@@ -10,11 +10,7 @@ use actix_web::{
     http::{StatusCode, header},
     web,
 };
-use async_graphql::{
-    BatchRequest, Request, Response,
-    http::GraphiQLSource,
-    parser::{parse_query, types::OperationType},
-};
+use async_graphql::{BatchRequest, Request, Response, http::GraphiQLSource, parser::types::OperationType};
 use futures_util::StreamExt;
 use serde_json::{Value as Json, json};
 
@@ -202,7 +198,7 @@ pub async fn post(
 
 /// The operation a GET would run, refused (405) unless it is a query.
 fn refuse_non_query(state: &AppState, request: &Request, media: ResponseType) -> Option<HttpResponse> {
-    let document = parse_query(&request.query).ok()?;
+    let document = crate::graphql::limits::parse_document(&request.query).ok()?;
     let (_, operation) = document.operations.iter().find(|(name, _)| match &request.operation_name {
         Some(wanted) => name.is_some_and(|n| n.as_str() == wanted),
         None => true,

@@ -5,6 +5,7 @@ pub mod negotiate;
 pub mod oauth;
 pub mod persisted;
 pub mod ratelimit;
+pub mod reports;
 pub mod ws;
 
 use actix_web::{HttpResponse, http::header, web};
@@ -16,6 +17,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/schema.graphql", web::get().to(schema_sdl))
         .service(web::resource("/oauth/token").route(web::post().to(oauth::token)))
         .route("/.well-known/jwks.json", web::get().to(oauth::jwks))
+        .route("/reports/funding/{funder_file}", web::get().to(reports::funding_csv))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics));

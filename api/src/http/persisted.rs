@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use async_graphql::{Request, Value, parser::parse_query};
+use async_graphql::{Request, Value};
 use sha2::{Digest, Sha256};
 
 use crate::{auth::Viewer, cache::Cache};
@@ -80,7 +80,7 @@ impl<'a> Persisted<'a> {
 
     async fn store(&self, hash: &str, document: &str) {
         // Only documents that parse: the store is not a place to park arbitrary text.
-        if parse_query(document).is_ok() {
+        if crate::graphql::limits::parse_document(document).is_ok() {
             self.cache.set(&key(hash), document.as_bytes(), self.ttl).await;
         }
     }

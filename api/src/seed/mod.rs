@@ -193,6 +193,8 @@ pub async fn generate(db: &DatabaseConnection, scale: &DemoScale, seed: u64) -> 
         txn.execute_unprepared(&format!("PRAGMA cache_size = {pages}")).await?;
     }
     txn.commit().await?;
+    // The demo writes interactions directly: fill the report roll-ups from them.
+    crate::domain::rollups::rebuild(db).await?;
     report.elapsed = started.elapsed();
     tracing::info!(
         services = report.services,
