@@ -84,7 +84,6 @@ impl<'a> Catalogue<'a> {
     }
 
     /// One page of the catalogue, with the total count when `with_total`.
-    #[allow(clippy::too_many_arguments)]
     pub async fn list(
         &self,
         db: &impl ConnectionTrait,

@@ -164,18 +164,6 @@ pub fn history_cursor(model: &consent_event::Model) -> Cursor {
     Cursor::new(SortValue::Time(model.recorded_at), model.id)
 }
 
-/// The position a history cursor points at; a cursor of another list is refused.
-pub fn history_position(window: &PageWindow) -> AppResult<Option<(DateTime<Utc>, Uuid)>> {
-    match &window.cursor {
-        None => Ok(None),
-        Some(Cursor { key: SortValue::Time(t), id }) => Ok(Some((*t, *id))),
-        Some(_) => {
-            let field = if window.backward { "before" } else { "after" };
-            Err(AppError::bad_field(field, "invalid cursor"))
-        }
-    }
-}
-
 /// One page of consent history for each of many patrons, newest first, in ONE windowed
 /// statement (for the nested `consentHistory` connection). No access check: the caller checks
 /// each patron.
@@ -184,7 +172,7 @@ pub async fn history_pages(
     patron_ids: &[Uuid],
     window: &PageWindow,
 ) -> AppResult<HashMap<Uuid, Page<consent_event::Model>>> {
-    let after = history_position(window)?;
+    let after = window.time_position()?;
     let mut grouped: HashMap<Uuid, Vec<consent_event::Model>> = patron_ids.iter().map(|id| (*id, Vec::new())).collect();
     if window.limit > 0 {
         for chunk in patron_ids.chunks(IDS_PER_STATEMENT) {

@@ -228,19 +228,6 @@ pub fn cursor(model: &interaction::Model) -> Cursor {
     Cursor::new(SortValue::Time(model.occurred_at), model.id)
 }
 
-/// The position a window's cursor points at. Interaction cursors carry a time; a cursor of
-/// another list is refused rather than compared against the wrong column.
-pub fn cursor_position(window: &PageWindow) -> AppResult<Option<Position>> {
-    match &window.cursor {
-        None => Ok(None),
-        Some(Cursor { key: SortValue::Time(t), id }) => Ok(Some((*t, *id))),
-        Some(_) => {
-            let field = if window.backward { "before" } else { "after" };
-            Err(AppError::bad_field(field, "invalid cursor"))
-        }
-    }
-}
-
 /// Newest first by default; `Asc` lists oldest first. Ties on the time are broken by id.
 pub async fn list(
     db: &impl ConnectionTrait,
@@ -248,7 +235,7 @@ pub async fn list(
     direction: SortDirection,
     window: &PageWindow,
 ) -> AppResult<Page<interaction::Model>> {
-    cursor_position(window)?;
+    window.time_position()?;
     let select = interaction::Entity::find().filter(condition(filter.filter()));
     keyset(direction).fetch(db, select, window, cursor).await
 }
@@ -330,7 +317,7 @@ pub async fn pages_of(
     filter: &VisibleFilter,
     window: &PageWindow,
 ) -> AppResult<HashMap<Uuid, Page<interaction::Model>>> {
-    let after = cursor_position(window)?;
+    let after = window.time_position()?;
     let mut grouped: HashMap<Uuid, Vec<interaction::Model>> = owner_ids.iter().map(|id| (*id, Vec::new())).collect();
     if window.limit > 0 {
         for chunk in owner_ids.chunks(MAX_BIND_PARAMS / 2) {

@@ -77,6 +77,21 @@ impl PageArgs {
     }
 }
 
+impl PageWindow {
+    /// The `(time, id)` a cursor of a time-ordered list points at; a cursor issued by a list
+    /// sorted on something else is refused rather than compared against the wrong column.
+    pub fn time_position(&self) -> AppResult<Option<(DateTime<Utc>, Uuid)>> {
+        match &self.cursor {
+            None => Ok(None),
+            Some(Cursor { key: SortValue::Time(t), id }) => Ok(Some((*t, *id))),
+            Some(_) => {
+                let field = if self.backward { "before" } else { "after" };
+                Err(AppError::bad_field(field, "invalid cursor"))
+            }
+        }
+    }
+}
+
 /// The value of the sort key in a cursor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum SortValue {

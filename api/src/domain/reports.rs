@@ -374,7 +374,6 @@ fn range_binds(backend: DbBackend, buckets: &[(NaiveDate, NaiveDate)], values: &
     (a, ph(backend, values.len()))
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn daily<C: ConnectionTrait>(
     db: &C,
     services: &[Uuid],

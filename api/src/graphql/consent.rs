@@ -40,7 +40,7 @@ pub struct HistoryWindow {
 
 impl HistoryWindow {
     fn new(window: &PageWindow) -> AppResult<Self> {
-        Ok(Self { limit: window.limit, backward: window.backward, from: domain::history_position(window)? })
+        Ok(Self { limit: window.limit, backward: window.backward, from: window.time_position()? })
     }
 
     fn window(&self) -> PageWindow {

@@ -243,7 +243,6 @@ pub struct FunderQuery;
 #[Object]
 impl FunderQuery {
     /// Funders: all of them for staff and admins, its own for a funder account.
-    #[allow(clippy::too_many_arguments, reason = "one parameter per GraphQL argument")]
     async fn funders(
         &self,
         ctx: &Context<'_>,

@@ -119,7 +119,7 @@ pub struct WindowKey {
 
 impl WindowKey {
     fn new(window: &PageWindow) -> AppResult<Self> {
-        Ok(Self { limit: window.limit, backward: window.backward, from: domain::cursor_position(window)? })
+        Ok(Self { limit: window.limit, backward: window.backward, from: window.time_position()? })
     }
 
     fn window(&self) -> PageWindow {

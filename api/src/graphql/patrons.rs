@@ -250,7 +250,6 @@ pub struct PatronQuery;
 #[Object]
 impl PatronQuery {
     /// Patron records (staff, admins, partners with `patrons:read`).
-    #[allow(clippy::too_many_arguments, reason = "one parameter per GraphQL argument")]
     async fn patrons(
         &self,
         ctx: &Context<'_>,

@@ -112,7 +112,6 @@ fn money(m: &Option<(i64, String)>) -> String {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn rows(out: &mut String, id: &str, name: &str, scope: &str, start: NaiveDate, end: NaiveDate, m: &Metrics) {
     let currency = m.funding_attributed.as_ref().map(|(_, c)| c.clone()).unwrap_or_default();
     let avg = m.average_satisfaction.map(|a| format!("{a:.2}")).unwrap_or_default();
