@@ -3,6 +3,7 @@
 
 use std::sync::OnceLock;
 
+use redis::Commands;
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use tokio::sync::Mutex;
 
@@ -129,8 +130,25 @@ pub async fn empty_database() -> anyhow::Result<TestDatabase> {
     }
 }
 
+/// Deletes the keys the servers of one test database wrote to the shared test Redis (cached
+/// catalogue, persisted queries, rate-limit counters), so runs do not accumulate keys.
+fn forget_redis_keys(database_url: &str) {
+    let Ok(url) = std::env::var("TEST_REDIS_URL") else { return };
+    let pattern = format!("{}*", crate::server::cache_prefix_for(database_url));
+    let Ok(client) = redis::Client::open(url) else { return };
+    let Ok(mut conn) = client.get_connection_with_timeout(std::time::Duration::from_secs(2)) else { return };
+    let keys: Vec<String> = match conn.scan_match::<_, String>(&pattern) {
+        Ok(iter) => iter.filter_map(Result::ok).collect(),
+        Err(_) => return,
+    };
+    for chunk in keys.chunks(500) {
+        let _ = redis::cmd("DEL").arg(chunk).exec(&mut conn);
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
+        forget_redis_keys(&self.url);
         if let Kind::Postgres { admin_url, name } = &self.kind {
             let admin_url = admin_url.clone();
             let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");

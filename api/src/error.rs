@@ -21,6 +21,11 @@ pub enum AppError {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     TooComplex(String),
+    /// The database could not be reached or dropped the connection (restart, failover, pool
+    /// exhausted): worth retrying. Code `INTERNAL`, HTTP 503 where a status is chosen; the cause
+    /// is logged, never sent.
+    #[error("the database is unavailable; try again shortly")]
+    Unavailable(#[source] anyhow::Error),
     /// Anything unexpected. The cause is logged, never sent to clients.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -76,7 +81,15 @@ impl AppError {
             AppError::Conflict(_) => ErrorCode::Conflict,
             AppError::RateLimited { .. } => ErrorCode::RateLimited,
             AppError::TooComplex(_) => ErrorCode::QueryTooComplex,
-            AppError::Internal(_) => ErrorCode::Internal,
+            AppError::Unavailable(_) | AppError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The HTTP status where a handler picks one: the code's, except 503 for `Unavailable`.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            AppError::Unavailable(_) => 503,
+            other => other.code().http_status(),
         }
     }
 
@@ -121,8 +134,28 @@ impl From<DbErr> for AppError {
             Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
                 AppError::bad_input("a referenced record does not exist or is still in use")
             }
+            _ if is_unavailable(&err) => AppError::Unavailable(anyhow::Error::new(err).context("database unavailable")),
             _ => AppError::Internal(anyhow::Error::new(err).context("database error")),
         }
+    }
+}
+
+/// Whether the database failed to answer rather than refused the statement: no connection in
+/// time, the connection dropped, or the server ended the session (SQLSTATE class 08, connection
+/// exception, or 57P0x, e.g. `pg_terminate_backend` and shutdowns).
+fn is_unavailable(err: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx::Error as Sqlx};
+    let sqlx = match err {
+        DbErr::ConnectionAcquire(_) => return true,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        _ => return false,
+    };
+    match sqlx.as_ref() {
+        Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed | Sqlx::Tls(_) => true,
+        Sqlx::Database(db) => db.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
     }
 }
 

@@ -2,7 +2,12 @@
 
 use std::{net::TcpListener, sync::Arc};
 
-use actix_web::{App, HttpServer, dev::Server, web};
+use actix_web::{
+    App, HttpMessage, HttpServer,
+    dev::{Server, Service},
+    http::header::{HeaderName, HeaderValue},
+    web,
+};
 use tracing_actix_web::TracingLogger;
 
 use crate::{
@@ -42,6 +47,18 @@ impl Application {
         let server_state = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
+                // Inside the logger, so the request id it assigned is there to echo.
+                .wrap_fn(|req, srv| {
+                    let id = req.extensions().get::<tracing_actix_web::RequestId>().map(|id| id.to_string());
+                    let response = srv.call(req);
+                    async move {
+                        let mut response = response.await?;
+                        if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+                            response.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
+                        }
+                        Ok(response)
+                    }
+                })
                 .wrap(TracingLogger::default())
                 .app_data(web::Data::new(schema.clone()))
                 .app_data(web::Data::new(server_state.clone()))

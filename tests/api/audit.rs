@@ -168,6 +168,13 @@ async fn staff_and_partner_access_is_recorded_but_not_a_patron_reading_themself(
     let request_ids: HashSet<String> = events.iter().map(|e| e["requestId"].as_str().unwrap().to_owned()).collect();
     assert_eq!(request_ids.len(), 5, "one id per request: {request_ids:?}");
 
+    // The id is the HTTP request's own, echoed as `X-Request-Id` (and in its log lines).
+    let resp = query(&app, &staff, "query($id: ID!) { patron(id: $id) { name } }", json!({ "id": ada })).await;
+    resp.ok();
+    let http_id = resp.header("x-request-id").expect("X-Request-Id");
+    let events = audit_events(&app, json!({})).await;
+    assert_eq!(same_request(&events, &json!(http_id)).len(), 1, "{http_id} in {events:#?}");
+
     // Writes are recorded for everyone, the patron included; details name fields, not values.
     let resp = query(
         &app,

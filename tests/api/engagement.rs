@@ -220,3 +220,16 @@ async fn patrons_rate_their_own_interactions_and_answer_nps_once_per_90_days() {
     app.client.query(Some(&app.staff_token()), NPS, json!({ "s": 3 })).await.expect_code("FORBIDDEN");
     app.client.query(None, NPS, json!({ "s": 3 })).await.expect_code("UNAUTHENTICATED");
 }
+
+/// Simultaneous answers from one patron: exactly one is recorded, the others are CONFLICT.
+#[tokio::test]
+async fn simultaneous_nps_answers_record_one() {
+    let app = spawn_app().await;
+    let carol = patron(&app, "FB-C").await;
+    let token = app.patron_token(uuid_of(&carol));
+    let answers = (0..8).map(|i| app.client.query(Some(&token), NPS, json!({ "s": i })));
+    let responses = futures_util::future::join_all(answers).await;
+    let recorded = responses.iter().filter(|r| r.errors().is_empty()).count();
+    let conflicts = responses.iter().filter(|r| r.error_code().as_deref() == Some("CONFLICT")).count();
+    assert_eq!((recorded, conflicts), (1, 7), "{:?}", responses.iter().map(|r| &r.body).collect::<Vec<_>>());
+}

@@ -244,6 +244,38 @@ async fn depth_complexity_and_alias_limits() {
     resp.expect_code("QUERY_TOO_COMPLEX");
 }
 
+/// A connection costs its selection once per row it may return, so nested pages cannot multiply
+/// past the limit; a page where every row fails answers with at most `MAX_ERRORS` errors.
+#[tokio::test]
+async fn nested_pages_cost_their_rows_and_errors_are_capped() {
+    let app = spawn_app().await;
+    let staff = app.staff_token();
+    let nested = |n: u32| {
+        format!(
+            "{{ patrons(first: {n}) {{ edges {{ node {{ interactions(first: {n}) {{ edges {{ node {{ id service {{ name }} }} }} }} }} }} }} }}"
+        )
+    };
+    app.client.query(Some(&staff), &nested(10), json!({})).await.ok();
+    let resp = app.client.query(Some(&staff), &nested(100), json!({})).await;
+    assert_eq!(resp.status, 400);
+    resp.expect_code("QUERY_TOO_COMPLEX");
+
+    let create = "mutation($i: CreateServiceInput!) { createService(input: $i) { id } }";
+    for i in 0..60 {
+        let input = json!({ "code": format!("CAP-{i}"), "name": format!("Service {i}"), "category": "OTHER" });
+        app.client.query(Some(&staff), create, json!({ "i": input })).await.ok();
+    }
+    // Anonymous callers may list services but not their fundings: one error per row, 120 rows.
+    let rows = "{ a: services(first: 100) { edges { node { fundings { id } } } } \
+                b: services(first: 100) { edges { node { fundings { id } } } } }";
+    let resp = app.client.query(None, rows, json!({})).await;
+    let errors = resp.errors();
+    assert_eq!(errors.len(), rapport::graphql::errors::MAX_ERRORS, "{:#}", resp.body);
+    let last = errors.last().unwrap();
+    assert_eq!(last["message"], "21 more errors omitted");
+    assert_eq!(last["extensions"]["code"], errors[0]["extensions"]["code"]);
+}
+
 #[tokio::test]
 async fn fragment_bombs_are_refused_before_execution() {
     let app = spawn_app().await;

@@ -41,6 +41,8 @@ struct Fixture {
     app: TestApp,
     funder: String,
     other_funder: String,
+    /// P1..P6.
+    publics: Vec<String>,
 }
 
 /// Service A (funded 1200.00 EUR over 2026) and service C (not funded by this funder).
@@ -135,7 +137,7 @@ async fn fixture() -> Fixture {
             .await;
         resp.ok();
     }
-    Fixture { app, funder, other_funder }
+    Fixture { app, funder, other_funder, publics }
 }
 
 fn vars(funder: &str, from: &str, to: &str, g: &str) -> Value {
@@ -261,14 +263,14 @@ async fn csv_has_rows_and_suppressed_cells() {
     let body = resp.text().await.unwrap();
     let lines: Vec<&str> = body.lines().collect();
     assert!(lines[0].starts_with("service_id,service_name,scope,period_start"));
-    assert!(lines[0].ends_with(",suppressed"));
+    assert!(lines[0].ends_with(",suppressed,nps_respondents,nps_score"));
     let jan = lines.iter().find(|l| l.contains(",PERIOD,2026-01-01,2026-01-31,ALL,")).unwrap();
     assert!(jan.contains(",ALL,,8,7,7,0,4.00,6,101.91,12.73,EUR,false"), "{jan}");
     let web = lines.iter().find(|l| l.contains(",PERIOD,2026-01-01,2026-01-31,CHANNEL,WEB,")).unwrap();
-    assert!(web.ends_with(",WEB,,,,,,,,,,true"), "{web}");
+    assert!(web.ends_with(",WEB,,,,,,,,,,true,,"), "{web}");
     let mar = lines.iter().find(|l| l.contains(",PERIOD,2026-03-01,2026-03-31,ALL,")).unwrap();
     assert!(mar.contains(",ALL,,,,,,,,"), "{mar}");
-    assert!(mar.ends_with(",true"));
+    assert!(mar.ends_with(",true,,"));
     assert!(lines.iter().any(|l| l.contains(",TOTAL,2026-01-01,2026-03-31,ALL,,15,7,7,0,")), "{body}");
 
     let other = app.funder_token(uuid_of(&f.other_funder));
@@ -283,6 +285,86 @@ async fn csv_has_rows_and_suppressed_cells() {
     assert_eq!(resp.status(), 400);
     let err: Value = resp.json().await.unwrap();
     assert_eq!(err["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+}
+
+/// The global ids of a patron's interactions, oldest first.
+async fn interactions_of(app: &TestApp, patron: &str) -> Vec<String> {
+    let q = "query($id: ID!) { patron(id: $id) { interactions(first: 50) { edges { node { id } } } } }";
+    let resp = app.client.query(Some(&app.staff_token()), q, json!({ "id": patron })).await;
+    resp.ok()["patron"]["interactions"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A patron's (re-)rating moves the satisfaction of the report (roll-ups updated in the same
+/// transaction, equal to a rebuild), and the report carries the NPS of the funded services'
+/// users, suppressed below k respondents.
+#[tokio::test]
+async fn ratings_and_nps_reach_the_report() {
+    let f = fixture().await;
+    let app = &f.app;
+    let rate = "mutation($id: ID!, $r: Int!) { rateInteraction(interactionId: $id, rating: $r) { rating } }";
+    let nps = "mutation($s: Int!) { answerNps(score: $s) { score } }";
+    let token = |p: &String| app.patron_token(uuid_of(p));
+    // P1's January visit of A (rated 4) becomes 1; P2's February visit of A (unrated) gets 5.
+    let p1 = interactions_of(app, &f.publics[0]).await;
+    let p2 = interactions_of(app, &f.publics[1]).await;
+    let p1_jan_a = &p1[0];
+    assert_eq!(p2.len(), 4, "{p2:?}");
+    let p2_feb_a = &p2[2];
+    app.client.query(Some(&token(&f.publics[0])), rate, json!({ "id": p1_jan_a, "r": 1 })).await.ok();
+    app.client.query(Some(&token(&f.publics[1])), rate, json!({ "id": p2_feb_a, "r": 5 })).await.ok();
+
+    let resp =
+        app.client.query(Some(&app.staff_token()), REPORT, vars(&f.funder, "2026-01-01", "2026-03-31", "MONTH")).await;
+    let r = &resp.ok()["fundingReport"];
+    let jan = &r["services"][0]["periods"][0]["metrics"];
+    visible(&jan["ratingCount"], 6);
+    assert_eq!(jan["averageSatisfaction"]["value"], 3.5, "(5 × 4 + 1) / 6");
+    let totals = &r["services"][0]["totals"];
+    visible(&totals["ratingCount"], 7);
+    let avg = totals["averageSatisfaction"]["value"].as_f64().unwrap();
+    assert!((avg - 26.0 / 7.0).abs() < 1e-9, "{avg}");
+    let incremental = dump(app).await;
+    rapport::domain::rollups::rebuild(&app.state.db).await.unwrap();
+    assert_eq!(incremental, dump(app).await, "rating updates equal a rebuild");
+
+    // NPS: four respondents among the users of A are fewer than k = 5.
+    let today = chrono::Utc::now().date_naive().to_string();
+    for (p, score) in f.publics.iter().zip([10, 10, 9, 3]) {
+        app.client.query(Some(&token(p)), nps, json!({ "s": score })).await.ok();
+    }
+    let outsider = create(
+        app,
+        "mutation($i: CreatePatronInput!) { createPatron(input: $i) { id } }",
+        "createPatron",
+        json!({ "cardNumber": "RPT-Z", "name": "Z", "patronType": "PUBLIC" }),
+    )
+    .await;
+    app.client.query(Some(&token(&outsider)), nps, json!({ "s": 0 })).await.ok();
+    let q = "query($f: ID!, $from: Date!, $to: Date!) { fundingReport(funderId: $f, from: $from, to: $to, granularity: QUARTER) { nps { respondents { value suppressed } score suppressed } } }";
+    let staff = app.staff_token();
+    let resp = app.client.query(Some(&staff), q, json!({ "f": f.funder, "from": "2026-01-01", "to": today })).await;
+    assert_eq!(
+        resp.ok()["fundingReport"]["nps"],
+        json!({ "respondents": { "value": null, "suppressed": true }, "score": null, "suppressed": true })
+    );
+    app.client.query(Some(&token(&f.publics[4])), nps, json!({ "s": 7 })).await.ok();
+    // Another range (reports are cached per range): 3 promoters, 1 detractor of 5; the outsider
+    // who used no funded service does not count.
+    let resp = app.client.query(Some(&staff), q, json!({ "f": f.funder, "from": "2026-01-02", "to": today })).await;
+    assert_eq!(
+        resp.ok()["fundingReport"]["nps"],
+        json!({ "respondents": { "value": 5, "suppressed": false }, "score": 40.0, "suppressed": false })
+    );
+    let path = format!("/reports/funding/{}.csv?from=2026-01-02&to={today}&granularity=QUARTER", f.funder);
+    let body = app.client.http.get(app.url(&path)).bearer_auth(&staff).send().await.unwrap().text().await.unwrap();
+    let total = body.lines().find(|l| l.contains(",TOTAL,")).unwrap();
+    assert!(total.ends_with(",5,40.0"), "{total}");
 }
 
 async fn dump(app: &TestApp) -> Vec<String> {

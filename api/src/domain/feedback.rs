@@ -5,10 +5,13 @@
 
 use chrono::{Duration, Utc};
 use entity::{interaction, nps_response};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set, Statement,
+    TransactionSession, TransactionTrait,
+};
 use uuid::Uuid;
 
-use super::validation;
+use super::{rollups, validation};
 use crate::{
     auth::Viewer,
     error::{AppError, AppResult},
@@ -28,19 +31,37 @@ fn clean_comment(comment: Option<String>, field: &str) -> AppResult<Option<Strin
     validation::optional_text(comment.as_deref(), field, MAX_COMMENT_CHARS)
 }
 
-/// Rate one of the signed-in patron's own interactions (replaces an earlier rating).
-pub async fn rate_interaction(
-    db: &impl ConnectionTrait,
+/// Takes the write lock on one row before anything is read in `txn`: a row lock on PostgreSQL,
+/// the database write lock on SQLite. Reading first and writing later would let two concurrent
+/// requests both pass a check (PostgreSQL) or fail with a stale snapshot (SQLite WAL).
+async fn lock_row<C: ConnectionTrait>(txn: &C, table: &str, id: Uuid) -> AppResult<bool> {
+    let backend = txn.get_database_backend();
+    let sql = format!("UPDATE {table} SET id = id WHERE id = {}", rollups::ph(backend, 1));
+    let result = txn.execute_raw(Statement::from_sql_and_values(backend, sql, [id.into()])).await?;
+    Ok(result.rows_affected() > 0)
+}
+
+/// Rate one of the signed-in patron's own interactions (replaces an earlier rating). The
+/// satisfaction roll-up behind funder reports moves in the same transaction.
+pub async fn rate_interaction<C>(
+    db: &C,
     viewer: &Viewer,
     interaction_id: Uuid,
     rating: i32,
     comment: Option<String>,
-) -> AppResult<interaction::Model> {
+) -> AppResult<interaction::Model>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
     let me = patron_only(viewer, "rate interactions (only the patron concerned may)")?;
     let rating = validation::rating(rating, "rating")?;
     let comment = clean_comment(comment, "comment")?;
+    let txn = db.begin().await?;
+    if !lock_row(&txn, "interaction", interaction_id).await? {
+        return Err(AppError::not_found("interaction"));
+    }
     let model = interaction::Entity::find_by_id(interaction_id)
-        .one(db)
+        .one(&txn)
         .await?
         .ok_or_else(|| AppError::not_found("interaction"))?;
     if model.patron_id != Some(me) {
@@ -48,31 +69,42 @@ pub async fn rate_interaction(
         // nothing more; another patron's interaction is simply not theirs to rate.
         return Err(AppError::forbidden("rate another patron's interaction"));
     }
+    rollups::rating_changed(&txn, &model, Some(rating)).await?;
     let mut active: interaction::ActiveModel = model.into();
     active.rating = Set(Some(rating));
     active.comment = Set(comment);
     active.updated_at = Set(Utc::now());
-    Ok(active.update(db).await?)
+    let updated = active.update(&txn).await?;
+    txn.commit().await?;
+    Ok(updated)
 }
 
 /// Record the signed-in patron's NPS answer; `CONFLICT` (naming the date it is allowed again)
-/// when they answered within the last `NPS_INTERVAL_DAYS` days.
-pub async fn answer_nps(
-    db: &impl ConnectionTrait,
+/// when they answered within the last `NPS_INTERVAL_DAYS` days. The patron row is locked first,
+/// so two simultaneous answers cannot both pass the check.
+pub async fn answer_nps<C>(
+    db: &C,
     viewer: &Viewer,
     score: i32,
     comment: Option<String>,
-) -> AppResult<nps_response::Model> {
+) -> AppResult<nps_response::Model>
+where
+    C: ConnectionTrait + TransactionTrait,
+{
     let me = patron_only(viewer, "answer the recommendation question (patrons only)")?;
     if !(0..=10).contains(&score) {
         return Err(AppError::bad_field("score", "must be between 0 and 10"));
     }
     let comment = clean_comment(comment, "comment")?;
+    let txn = db.begin().await?;
+    if !lock_row(&txn, "patron", me).await? {
+        return Err(AppError::not_found("patron"));
+    }
     let now = Utc::now();
     let last = nps_response::Entity::find()
         .filter(nps_response::Column::PatronId.eq(me))
         .order_by_desc(nps_response::Column::AnsweredAt)
-        .one(db)
+        .one(&txn)
         .await?;
     if let Some(last) = last {
         let allowed_at = last.answered_at + Duration::days(NPS_INTERVAL_DAYS);
@@ -91,5 +123,7 @@ pub async fn answer_nps(
         comment: Set(comment),
         answered_at: Set(now),
     };
-    Ok(model.insert(db).await?)
+    let inserted = model.insert(&txn).await?;
+    txn.commit().await?;
+    Ok(inserted)
 }

@@ -128,6 +128,17 @@ pub struct FundingReport {
     pub k: u32,
     pub services: Vec<ServiceReport>,
     pub totals: Metrics,
+    pub nps: Nps,
+}
+
+/// Answers to "would you recommend the library" given during the report range by patrons who
+/// used at least one of the funded services in it. Suppressed (with every figure `None`) when
+/// between 1 and k−1 patrons answered.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Nps {
+    pub respondents: Cell,
+    /// Promoters (9–10) % minus detractors (0–6) %, −100 to 100.
+    pub score: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -302,6 +313,48 @@ pub async fn funding_report<C: ConnectionTrait>(db: &C, q: ReportQuery, k: u32) 
         k,
         services: out_services,
         totals: arena.metrics(overall_row, grant_money(None, q.from, q.to)),
+        nps: nps(db, &service_ids, q, k).await?,
+    })
+}
+
+/// The [`Nps`] of the users of `services` over the report range (each respondent's latest
+/// answer in the range counts once).
+async fn nps<C: ConnectionTrait>(db: &C, services: &[Uuid], q: ReportQuery, k: u32) -> AppResult<Nps> {
+    let empty = Nps { respondents: Cell { value: Some(0), suppressed: false }, score: None };
+    if services.is_empty() {
+        return Ok(empty);
+    }
+    let backend = db.get_database_backend();
+    let mut values = Vec::new();
+    let (a, b) = range_binds(backend, &[(q.from, q.to)], &mut values);
+    let list = in_list(backend, services, &mut values);
+    values.push(Value::from(q.from.and_time(chrono::NaiveTime::MIN).and_utc()));
+    let since = ph(backend, values.len());
+    values.push(Value::from((q.to + Duration::days(1)).and_time(chrono::NaiveTime::MIN).and_utc()));
+    let until = ph(backend, values.len());
+    // Latest answer per patron in the range, among patrons with a day of use in it.
+    let sql = format!(
+        "SELECT COUNT(*) AS n, \
+         COALESCE(SUM(CASE WHEN score >= 9 THEN 1 ELSE 0 END), 0) AS promoters, \
+         COALESCE(SUM(CASE WHEN score <= 6 THEN 1 ELSE 0 END), 0) AS detractors \
+         FROM (SELECT r.patron_id, r.score, ROW_NUMBER() OVER (PARTITION BY r.patron_id \
+         ORDER BY r.answered_at DESC, r.id DESC) AS rn FROM nps_response r \
+         WHERE r.patron_id IN (SELECT patron_id FROM service_patron_day WHERE day >= {a} AND day <= {b} \
+         AND service_id IN ({list})) AND r.answered_at >= {since} AND r.answered_at < {until}) latest \
+         WHERE rn = 1"
+    );
+    let Some(row) = db.query_one_raw(Statement::from_sql_and_values(backend, sql, values)).await? else {
+        return Ok(empty);
+    };
+    let n: i64 = row.try_get("", "n")?;
+    let promoters: i64 = row.try_get("", "promoters")?;
+    let detractors: i64 = row.try_get("", "detractors")?;
+    if n > 0 && n < i64::from(k) {
+        return Ok(Nps { respondents: Cell { value: None, suppressed: true }, score: None });
+    }
+    Ok(Nps {
+        respondents: Cell { value: Some(n), suppressed: false },
+        score: (n > 0).then(|| 100.0 * (promoters - detractors) as f64 / n as f64),
     })
 }
 
@@ -426,7 +479,6 @@ async fn distinct<C: ConnectionTrait>(
         let case = bucket_case(backend, "day", buckets, &mut values);
         let list = in_list(backend, services, &mut values);
         let (a, b) = range_binds(backend, buckets, &mut values);
-        let svc = if by_service { "service_id" } else { "NULL" };
         let svc_group = if by_service { "service_id, " } else { "" };
         let (dim_sel, dim_group) = match dim {
             Some(d) => (format!("{d} AS dim"), format!(", {d}")),
@@ -437,7 +489,6 @@ async fn distinct<C: ConnectionTrait>(
              channel, patron_type, {case} AS b FROM service_patron_day WHERE service_id IN ({list}) AND day >= {a} \
              AND day <= {b}) t GROUP BY {svc_group}b{dim_group}"
         );
-        let _ = svc;
         for row in db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await? {
             let service: Option<Uuid> = if by_service { Some(row.try_get("", "service_id")?) } else { None };
             let bucket: i64 = row.try_get("", "b")?;

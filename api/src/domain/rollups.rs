@@ -150,6 +150,48 @@ async fn upsert<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Moves a rating already counted in `interaction_daily` from `before.rating` to `rating` (a
+/// patron rated or re-rated `before`). Call it in the transaction that updates the interaction,
+/// so the satisfaction in funder reports follows the rating without a rebuild.
+pub async fn rating_changed<C: ConnectionTrait>(
+    db: &C,
+    before: &interaction::Model,
+    rating: Option<i16>,
+) -> Result<(), DbErr> {
+    let old = before.rating.map(i64::from);
+    let new = rating.map(i64::from);
+    let sum_delta = new.unwrap_or(0) - old.unwrap_or(0);
+    let count_delta = i64::from(new.is_some()) - i64::from(old.is_some());
+    if sum_delta == 0 && count_delta == 0 {
+        return Ok(());
+    }
+    let backend = db.get_database_backend();
+    // An upsert rather than an UPDATE: a roll-up row missing for any reason is created, and a
+    // later rebuild gives the same result either way.
+    let sql = format!(
+        "INSERT INTO interaction_daily (service_id, day, patron_type, channel, interactions, rating_sum, \
+         rating_count) VALUES ({}, {}, {}, {}, 0, {}, {}) ON CONFLICT (service_id, day, patron_type, channel) \
+         DO UPDATE SET rating_sum = interaction_daily.rating_sum + excluded.rating_sum, \
+         rating_count = interaction_daily.rating_count + excluded.rating_count",
+        ph(backend, 1),
+        ph(backend, 2),
+        ph(backend, 3),
+        ph(backend, 4),
+        ph(backend, 5),
+        ph(backend, 6)
+    );
+    let values = vec![
+        Value::from(before.service_id),
+        Value::from(before.occurred_at.date_naive()),
+        Value::from(before.patron_type.to_value()),
+        Value::from(before.channel.to_value()),
+        Value::from(sum_delta),
+        Value::from(count_delta),
+    ];
+    db.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+    Ok(())
+}
+
 /// What [`rebuild`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RebuildReport {

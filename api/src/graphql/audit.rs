@@ -297,6 +297,7 @@ pub struct AuditQuery;
 #[Object]
 impl AuditQuery {
     /// The audit trail, newest first (admins only).
+    #[graphql(complexity = "super::connection::page_cost(first, last, child_complexity)")]
     async fn audit_events(
         &self,
         ctx: &Context<'_>,

@@ -16,6 +16,20 @@ pub struct ConnectionTotals {
 
 pub type RelayConnection<T> = Connection<String, T, ConnectionTotals, EmptyFields>;
 
+/// Rows a connection returns when neither `first` nor `last` is given (the default page size).
+const DEFAULT_ROWS: i32 = 20;
+/// The largest page counted (the default `RAPPORT_MAX_PAGE_SIZE`; a larger page is refused when
+/// resolved, with BAD_USER_INPUT naming the argument).
+const MAX_ROWS: i32 = 100;
+
+/// Complexity of a connection field: its selection counted once per row it may return, so a
+/// page of patrons each with a page of interactions costs what it fetches. Without it, nested
+/// pages multiply (100 × 100 rows for a complexity of ten), and aliases and batches multiply that.
+pub fn page_cost(first: Option<i32>, last: Option<i32>, child_complexity: usize) -> usize {
+    let rows = first.or(last).map_or(DEFAULT_ROWS, |n| n.clamp(1, MAX_ROWS));
+    usize::try_from(rows).unwrap_or(1).saturating_mul(child_complexity).saturating_add(1)
+}
+
 /// Whether the client selected `totalCount` on the connection being resolved.
 pub fn wants_total_count(ctx: &Context<'_>) -> bool {
     ctx.look_ahead().field("totalCount").exists()

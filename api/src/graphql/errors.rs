@@ -72,7 +72,25 @@ impl Extension for ErrorShapingExtension {
     }
 }
 
+/// Errors listed in one response. Past this the rest are counted in one closing error: a
+/// request whose every row fails (a page of rows each denied, say) would otherwise answer with
+/// one error per row, many megabytes for a query within the complexity limit.
+pub const MAX_ERRORS: usize = 100;
+
 fn shape_all(response: &mut Response) {
+    if response.errors.len() > MAX_ERRORS {
+        let omitted = response.errors.split_off(MAX_ERRORS - 1);
+        let mut summary = ServerError::new(format!("{} more errors omitted", omitted.len()), None);
+        // The closing error carries the code of the first omitted one: clients that branch on
+        // codes see nothing new.
+        if let Some(mut first) = omitted.into_iter().next() {
+            shape(&mut first);
+            if let Some(code) = first.extensions.as_ref().and_then(|ext| ext.get("code")) {
+                summary.extensions.get_or_insert_with(ErrorExtensionValues::default).set("code", code.clone());
+            }
+        }
+        response.errors.push(summary);
+    }
     for error in &mut response.errors {
         shape(error);
     }
@@ -98,8 +116,12 @@ pub fn shape(error: &mut ServerError) {
     match (app_error, &source) {
         (Some(app), _) => {
             let code = app.code();
-            if let AppError::Internal(cause) = app {
-                tracing::error!(error = ?cause, path = ?error.path, "internal error");
+            match app {
+                AppError::Internal(cause) => tracing::error!(error = ?cause, path = ?error.path, "internal error"),
+                AppError::Unavailable(cause) => {
+                    tracing::warn!(error = ?cause, path = ?error.path, "database unavailable")
+                }
+                _ => {}
             }
             error.message = app.to_string();
             set_code(error, code);

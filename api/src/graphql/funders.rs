@@ -243,6 +243,7 @@ pub struct FunderQuery;
 #[Object]
 impl FunderQuery {
     /// Funders: all of them for staff and admins, its own for a funder account.
+    #[graphql(complexity = "super::connection::page_cost(first, last, child_complexity)")]
     async fn funders(
         &self,
         ctx: &Context<'_>,

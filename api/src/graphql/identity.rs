@@ -308,6 +308,7 @@ impl IdentityQuery {
     }
 
     /// Staff, admin and funder accounts, by email (admins only).
+    #[graphql(complexity = "super::connection::page_cost(first, last, child_complexity)")]
     async fn accounts(
         &self,
         ctx: &Context<'_>,
@@ -340,6 +341,7 @@ impl IdentityQuery {
     }
 
     /// Partner API clients, oldest first (admins only).
+    #[graphql(complexity = "super::connection::page_cost(first, last, child_complexity)")]
     async fn partner_clients(
         &self,
         ctx: &Context<'_>,

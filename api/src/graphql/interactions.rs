@@ -305,6 +305,7 @@ pub struct InteractionQuery;
 #[Object]
 impl InteractionQuery {
     /// Interactions the viewer may see (a patron: their own), newest first by default.
+    #[graphql(complexity = "super::connection::page_cost(first, last, child_complexity)")]
     async fn interactions(
         &self,
         ctx: &Context<'_>,

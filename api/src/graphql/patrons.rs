@@ -75,6 +75,7 @@ impl Patron {
     }
     /// Every consent decision recorded for this patron, newest first (staff, admins, partners
     /// with `patrons:read`; a patron their own).
+    #[graphql(complexity = "super::connection::page_cost(first, last, child_complexity)")]
     async fn consent_history(
         &self,
         ctx: &Context<'_>,
@@ -96,6 +97,7 @@ impl Patron {
         self.0.erased_at
     }
     /// This patron's interactions that the viewer may see, newest first.
+    #[graphql(complexity = "super::connection::page_cost(first, last, child_complexity)")]
     async fn interactions(
         &self,
         ctx: &Context<'_>,
@@ -250,6 +252,7 @@ pub struct PatronQuery;
 #[Object]
 impl PatronQuery {
     /// Patron records (staff, admins, partners with `patrons:read`).
+    #[graphql(complexity = "super::connection::page_cost(first, last, child_complexity)")]
     async fn patrons(
         &self,
         ctx: &Context<'_>,

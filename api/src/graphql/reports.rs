@@ -160,6 +160,19 @@ pub struct FundingReport {
     pub services: Vec<ServiceReport>,
     /// Totals over all funded services and the whole range.
     pub totals: ReportMetrics,
+    /// Net promoter score among the patrons who used a funded service in the range.
+    pub nps: ReportNps,
+}
+
+/// "Would you recommend the library" (0–10) answered in the report range by patrons who used a
+/// funded service in it: each respondent's latest answer counts once. `suppressed` (and every
+/// figure `null`) when fewer than k patrons answered.
+#[derive(SimpleObject, Clone, Copy)]
+pub struct ReportNps {
+    pub respondents: ReportCount,
+    /// Promoters (9–10) % minus detractors (0–6) %, from −100 to 100; `null` without answers.
+    pub score: Option<f64>,
+    pub suppressed: bool,
 }
 
 impl From<domain::FundingReport> for FundingReport {
@@ -185,6 +198,11 @@ impl From<domain::FundingReport> for FundingReport {
                 })
                 .collect(),
             totals: r.totals.into(),
+            nps: ReportNps {
+                respondents: r.nps.respondents.into(),
+                score: r.nps.score,
+                suppressed: r.nps.respondents.suppressed,
+            },
         }
     }
 }

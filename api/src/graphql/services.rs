@@ -65,6 +65,7 @@ impl Service {
         self.0.updated_at
     }
     /// Interactions with this service that the viewer may see, newest first.
+    #[graphql(complexity = "super::connection::page_cost(first, last, child_complexity)")]
     async fn interactions(
         &self,
         ctx: &Context<'_>,
@@ -155,7 +156,7 @@ pub struct ServiceQuery;
 #[Object]
 impl ServiceQuery {
     /// The services catalogue. Anonymous callers, patrons and funders see active services.
-    #[graphql(cache_control(max_age = 60))]
+    #[graphql(cache_control(max_age = 60), complexity = "super::connection::page_cost(first, last, child_complexity)")]
     async fn services(
         &self,
         ctx: &Context<'_>,

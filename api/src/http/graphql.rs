@@ -6,7 +6,7 @@
 use std::{sync::Arc, time::Instant};
 
 use actix_web::{
-    HttpRequest, HttpResponse,
+    HttpMessage, HttpRequest, HttpResponse,
     http::{StatusCode, header},
     web,
 };
@@ -22,6 +22,7 @@ use super::{
 };
 use crate::{
     auth::Viewer,
+    domain::audit::RequestId,
     error::{AppError, ErrorCode},
     graphql::{AppSchema, errors::ExecutionMarker, loaders::AppLoader, observe::OperationKind},
     state::AppState,
@@ -51,7 +52,17 @@ pub async fn viewer_from_request(req: &HttpRequest, state: &AppState) -> Result<
     crate::auth::authenticate(state, token).await
 }
 
+/// The answer when the viewer could not be resolved: 401 for a bad token; a failure to check it
+/// (revocations unreadable) keeps its own code and status, so a client does not throw away a good
+/// token because the database blinked.
 fn unauthenticated(media: ResponseType, err: &AppError) -> HttpResponse {
+    if !matches!(err, AppError::Unauthenticated(_)) {
+        if let AppError::Internal(cause) | AppError::Unavailable(cause) = err {
+            tracing::warn!(error = ?cause, "could not authenticate the request");
+        }
+        let status = StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return request_failure(status, media, err.code(), &err.to_string());
+    }
     let mut response = request_failure(StatusCode::UNAUTHORIZED, media, ErrorCode::Unauthenticated, &err.to_string());
     if let Ok(value) = header::HeaderValue::from_str(r#"Bearer error="invalid_token""#) {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
@@ -175,6 +186,7 @@ pub async fn post(
                 state.metrics.reject("persisted_query");
                 return refused(media, &refusal);
             }
+            let request = request.data(request_id_of(&req));
             execute_single(&schema, &state, viewer, &ip, request, media, false).await
         }
         BatchRequest::Batch(requests) => {
@@ -191,6 +203,9 @@ pub async fn post(
             if let Err(exceeded) = ratelimit::check(&state, &viewer, &ip, cost).await {
                 return rate_limited(media, exceeded);
             }
+            // The items of one HTTP request share its id in logs and audit events.
+            let id = request_id_of(&req);
+            let requests = requests.into_iter().map(|r| r.data(id)).collect();
             execute_batch(&schema, &state, viewer, &ip, requests, media).await
         }
     }
@@ -293,7 +308,14 @@ pub async fn get(
     {
         return refusal;
     }
+    let request = request.data(request_id_of(&req));
     execute_single(&schema, &state, viewer, &ip, request, media, true).await
+}
+
+/// The id the request logger gave this HTTP request (echoed as `X-Request-Id`), so audit
+/// events and log lines of one request share it.
+fn request_id_of(req: &HttpRequest) -> RequestId {
+    req.extensions().get::<tracing_actix_web::RequestId>().map_or_else(RequestId::generate, |id| RequestId(**id))
 }
 
 fn not_acceptable() -> HttpResponse {

@@ -4,7 +4,8 @@
 //! One row per service × period × breakdown (`ALL`, then one per channel and per patron
 //! type), then each service's totals (`period_start`/`period_end` = the whole range,
 //! `scope` = `SERVICE_TOTAL`) and the overall totals (`scope` = `TOTAL`). Suppressed cells are
-//! empty and the row's `suppressed` column is `true`. Errors are JSON
+//! empty and the row's `suppressed` column is `true`. `nps_respondents` and `nps_score` are
+//! filled on the `TOTAL` row only (see `domain::reports::Nps`). Errors are JSON
 //! `{"errors":[{"message","extensions":{"code"}}]}` with the usual status.
 
 use std::fmt::Write as _;
@@ -16,7 +17,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
-    domain::reports::{self as domain, Cell, Granularity, Metrics, ReportQuery},
+    domain::reports::{self as domain, Cell, Granularity, Metrics, Nps, ReportQuery},
     error::AppError,
     graphql::ids::{NodeKind, parse_global_id},
     state::AppState,
@@ -35,7 +36,7 @@ fn error_response(err: &AppError) -> HttpResponse {
         AppError::Internal(_) => "internal error".to_owned(),
         other => other.to_string(),
     };
-    let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     HttpResponse::build(status)
         .json(json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] }))
 }
@@ -79,16 +80,16 @@ async fn build(req: &HttpRequest, state: &AppState, path: &str, params: &CsvPara
     let mut out = String::from(
         "service_id,service_name,scope,period_start,period_end,breakdown,key,interactions,unique_patrons,\
          new_patrons,returning_patrons,average_satisfaction,rating_count,funding_attributed,cost_per_interaction,\
-         currency,suppressed\n",
+         currency,suppressed,nps_respondents,nps_score\n",
     );
     for svc in &report.services {
         let id = svc.service_id.to_string();
         for p in &svc.periods {
-            rows(&mut out, &id, &svc.service_name, "PERIOD", p.start, p.end, &p.metrics);
+            rows(&mut out, &id, &svc.service_name, "PERIOD", p.start, p.end, &p.metrics, None);
         }
-        rows(&mut out, &id, &svc.service_name, "SERVICE_TOTAL", report.from, report.to, &svc.totals);
+        rows(&mut out, &id, &svc.service_name, "SERVICE_TOTAL", report.from, report.to, &svc.totals, None);
     }
-    rows(&mut out, "", "", "TOTAL", report.from, report.to, &report.totals);
+    rows(&mut out, "", "", "TOTAL", report.from, report.to, &report.totals, Some(&report.nps));
     Ok(out)
 }
 
@@ -112,16 +113,31 @@ fn money(m: &Option<(i64, String)>) -> String {
     }
 }
 
-fn rows(out: &mut String, id: &str, name: &str, scope: &str, start: NaiveDate, end: NaiveDate, m: &Metrics) {
+/// The NPS columns are filled on the overall `TOTAL` row only (NPS is not per service).
+fn rows(
+    out: &mut String,
+    id: &str,
+    name: &str,
+    scope: &str,
+    start: NaiveDate,
+    end: NaiveDate,
+    m: &Metrics,
+    nps: Option<&Nps>,
+) {
     let currency = m.funding_attributed.as_ref().map(|(_, c)| c.clone()).unwrap_or_default();
     let avg = m.average_satisfaction.map(|a| format!("{a:.2}")).unwrap_or_default();
     let main_suppressed = [m.interactions, m.unique_patrons, m.new_patrons, m.returning_patrons, m.rating_count]
         .iter()
         .any(|c| c.suppressed)
-        || m.satisfaction_suppressed;
+        || m.satisfaction_suppressed
+        || nps.is_some_and(|n| n.respondents.suppressed);
+    let (nps_respondents, nps_score) = match nps {
+        Some(n) => (cell(&n.respondents), n.score.map(|s| format!("{s:.1}")).unwrap_or_default()),
+        None => (String::new(), String::new()),
+    };
     let _ = writeln!(
         out,
-        "{},{},{scope},{start},{end},ALL,,{},{},{},{},{avg},{},{},{},{currency},{main_suppressed}",
+        "{},{},{scope},{start},{end},ALL,,{},{},{},{},{avg},{},{},{},{currency},{main_suppressed},{nps_respondents},{nps_score}",
         field(id),
         field(name),
         cell(&m.interactions),
@@ -137,7 +153,7 @@ fn rows(out: &mut String, id: &str, name: &str, scope: &str, start: NaiveDate, e
             let suppressed = b.interactions.suppressed || b.unique_patrons.suppressed;
             let _ = writeln!(
                 out,
-                "{},{},{scope},{start},{end},{kind},{},{},{},,,,,,,,{suppressed}",
+                "{},{},{scope},{start},{end},{kind},{},{},{},,,,,,,,{suppressed},,",
                 field(id),
                 field(name),
                 field(&b.key),
