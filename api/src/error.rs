@@ -164,3 +164,34 @@ impl From<anyhow::Error> for AppError {
         AppError::Internal(err)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sea_orm::{ConnAcquireErr, RuntimeErr, sqlx};
+
+    use super::*;
+
+    fn sqlx_err(err: sqlx::Error) -> DbErr {
+        DbErr::Query(RuntimeErr::SqlxError(Arc::new(err)))
+    }
+
+    #[test]
+    fn outages_are_unavailable_and_other_failures_internal() {
+        let unavailable = [
+            DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+            sqlx_err(sqlx::Error::PoolTimedOut),
+            sqlx_err(sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset))),
+        ];
+        for err in unavailable {
+            let app = AppError::from(err);
+            assert!(matches!(app, AppError::Unavailable(_)), "{app:?}");
+            assert_eq!((app.code(), app.http_status()), (ErrorCode::Internal, 503));
+            assert!(!app.to_string().contains("pool"), "the cause is not sent: {app}");
+        }
+        let internal = AppError::from(sqlx_err(sqlx::Error::RowNotFound));
+        assert!(matches!(internal, AppError::Internal(_)));
+        assert_eq!(internal.http_status(), 500);
+    }
+}
