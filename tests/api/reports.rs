@@ -414,22 +414,31 @@ async fn rebuild_equals_incremental() {
     assert_eq!(sum, 22);
 }
 
-/// Timing of a one-year monthly report on the 100k-interaction demo library (run with
-/// `-- --ignored reports::demo_report_timing --nocapture`).
+/// Timing of a one-year monthly report on the demo library (100k interactions; another scale
+/// with `REPORT_TIMING_PATRONS` and `REPORT_TIMING_INTERACTIONS`). Run with
+/// `-- --ignored reports::demo_report_timing --nocapture`.
 #[tokio::test]
 #[ignore]
 async fn demo_report_timing() {
     use rapport::domain::reports::{Granularity, ReportQuery, funding_report};
     let app = spawn_app().await;
-    rapport::seed::generate(&app.state.db, &rapport::seed::DemoScale::default(), 42).await.unwrap();
+    let mut scale = rapport::seed::DemoScale::default();
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok());
+    scale.patrons = env("REPORT_TIMING_PATRONS").unwrap_or(scale.patrons);
+    scale.interactions = env("REPORT_TIMING_INTERACTIONS").unwrap_or(scale.interactions);
+    let seeded = std::time::Instant::now();
+    rapport::seed::generate(&app.state.db, &scale, 42).await.unwrap();
+    println!("SEEDED {} patrons, {} interactions in {:?}", scale.patrons, scale.interactions, seeded.elapsed());
     let db = &app.state.db;
-    let sql = "SELECT funder_id FROM funding ORDER BY funder_id LIMIT 1";
+    let sql = "SELECT funder_id FROM funding GROUP BY funder_id ORDER BY COUNT(*) DESC, funder_id LIMIT 1";
     let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
     let funder_id: Uuid = row.try_get_by_index(0).unwrap();
     let to = chrono::Utc::now().date_naive();
     let from = to - chrono::Duration::days(364);
-    let started = std::time::Instant::now();
     let q = ReportQuery { funder_id, from, to, granularity: Granularity::Month };
-    let report = funding_report(&app.state.db, q, 5).await.unwrap();
-    println!("DEMO REPORT: {} services, {:?}", report.services.len(), started.elapsed());
+    for run in 1..=3 {
+        let started = std::time::Instant::now();
+        let report = funding_report(&app.state.db, q, 5).await.unwrap();
+        println!("REPORT run {run}: {} services, {:?} (uncached)", report.services.len(), started.elapsed());
+    }
 }
