@@ -42,6 +42,9 @@ enum Command {
     Purge(PurgeArgs),
     /// Recompute the funder-report roll-ups from the interactions, then exit.
     RebuildRollups,
+    /// Offline evaluation of recommendations: hold out each patron's most recent service and
+    /// report hit-rate@5 of the ranking against a popularity-within-type baseline, then exit.
+    EvalRecommendations,
 }
 
 #[derive(Args, Debug)]
@@ -188,6 +191,13 @@ async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             db::migrate(&db).await?;
             let report = crate::domain::rollups::rebuild(&db).await?;
             println!("roll-ups rebuilt from {} interactions", report.interactions);
+            Ok(())
+        }
+        Command::EvalRecommendations => {
+            let db = db::connect(&settings.database, None).await?;
+            db::migrate(&db).await?;
+            let report = crate::domain::recommendations::evaluate(&db).await?;
+            println!("{report}");
             Ok(())
         }
         Command::Healthcheck => {

@@ -226,8 +226,43 @@ mod tests {
         check::<FunderKind>();
         check::<ConsentPurpose>();
         check::<ConsentSource>();
+        check::<CampaignChannel>();
+        check::<CampaignStatus>();
         assert_eq!(PatronType::ALL.len(), PatronType::iter().count());
         assert!("nope".parse::<Channel>().is_err());
         assert_eq!(serde_json::from_str::<ServiceCategory>("\"E_RESOURCES\"").ok(), Some(ServiceCategory::EResources));
+    }
+}
+
+string_enum! {
+    /// How a campaign reaches its patrons; each needs the matching marketing consent.
+    CampaignChannel {
+        Email => "EMAIL",
+        Sms => "SMS",
+        Push => "PUSH",
+        /// The patron's inbox in the mobile app.
+        InApp => "IN_APP",
+    }
+}
+
+impl CampaignChannel {
+    /// The marketing consent a delivery over this channel needs.
+    pub fn consent_purpose(self) -> ConsentPurpose {
+        match self {
+            CampaignChannel::Email => ConsentPurpose::MarketingEmail,
+            CampaignChannel::Sms => ConsentPurpose::MarketingSms,
+            CampaignChannel::Push => ConsentPurpose::MarketingPush,
+            CampaignChannel::InApp => ConsentPurpose::MarketingInApp,
+        }
+    }
+}
+
+string_enum! {
+    /// Where a campaign is in its life.
+    CampaignStatus {
+        /// Created, not sent: the segment, channel and holdout may still be checked.
+        Draft => "DRAFT",
+        /// Members assigned and deliveries created; it never goes back.
+        Launched => "LAUNCHED",
     }
 }

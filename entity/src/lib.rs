@@ -6,6 +6,9 @@
 
 pub mod account;
 pub mod audit_event;
+pub mod campaign;
+pub mod campaign_delivery;
+pub mod campaign_member;
 pub mod consent_event;
 pub mod enums;
 pub mod funder;
@@ -18,4 +21,5 @@ pub mod patron_tag;
 pub mod prelude;
 pub mod refresh_token;
 pub mod revoked_token;
+pub mod segment;
 pub mod service;

@@ -19,6 +19,8 @@ mod m20261122_000006_create_audit_event;
 mod m20261122_000007_create_nps_response;
 mod m20261122_000008_create_rollups;
 mod m20261122_000009_add_ordering_indexes;
+mod m20261122_000010_create_segments;
+mod m20261122_000011_create_campaigns;
 
 /// All migrations, in the order they are applied.
 pub struct Migrator;
@@ -36,6 +38,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000007_create_nps_response::Migration),
             Box::new(m20261122_000008_create_rollups::Migration),
             Box::new(m20261122_000009_add_ordering_indexes::Migration),
+            Box::new(m20261122_000010_create_segments::Migration),
+            Box::new(m20261122_000011_create_campaigns::Migration),
         ]
     }
 }

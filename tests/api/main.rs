@@ -4,7 +4,9 @@
 
 mod audit;
 mod auth;
+mod awareness;
 mod cache;
+mod campaigns;
 mod consent;
 mod engagement;
 mod funders;
@@ -18,10 +20,12 @@ mod patrons;
 mod persisted;
 mod privacy;
 mod ratelimit;
+mod recommendations;
 mod reports;
 mod roles;
 mod schema;
 mod seed;
+mod segments;
 mod statements;
 mod stats;
 mod subscriptions;

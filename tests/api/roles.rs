@@ -205,6 +205,22 @@ async fn every_role_against_every_root_query() {
         [U, F, O, O, O, F, F],
     )
     .await;
+    w.check("myRecommendations", "{ myRecommendations { kind } }", json!({}), [U, O, F, F, F, F, F]).await;
+    w.check(
+        "patron(self).recommendations",
+        "query($id: ID!) { patron(id: $id) { recommendations { kind } } }",
+        json!({ "id": w.patron_gid }),
+        [U, O, O, O, F, F, F],
+    )
+    .await;
+    w.check(
+        "patron(other).recommendations",
+        "query($id: ID!) { patron(id: $id) { recommendations { kind } } }",
+        json!({ "id": w.other_patron_gid }),
+        [U, F, O, O, F, F, F],
+    )
+    .await;
+    w.check("awarenessGaps", "{ awarenessGaps(patronType: PUBLIC) { index } }", json!({}), [U, F, O, O, F, F, O]).await;
 }
 
 #[tokio::test]
@@ -296,6 +312,162 @@ async fn every_role_against_every_mutation() {
     ));
     for (name, query, vars, expected) in checks {
         assert_eq!(expected.len(), everyone);
+        for (who, want) in EVERYONE.into_iter().zip(expected) {
+            let resp = w.app.client.query(w.token(who).as_deref(), &query, vars()).await;
+            let got = match resp.error_code().as_deref() {
+                None => O,
+                Some("UNAUTHENTICATED") => U,
+                Some("FORBIDDEN") => F,
+                Some(other) => panic!("{name} as {who:?}: unexpected {other}: {}", resp.body),
+            };
+            assert_eq!(got, want, "{name} as {who:?}: {}", resp.body);
+        }
+    }
+}
+
+/// Segments and campaigns: staff, admins and `campaigns:*` partners; a patron only their own inbox.
+#[tokio::test]
+async fn every_role_against_segments_and_campaigns() {
+    let w = world().await;
+    let staff = w.app.staff_token();
+    let ok = |resp: rapport_tests::GqlResponse| resp.ok().clone();
+    // The world's patron (an online learner) takes in-app messages.
+    ok(w.app
+        .client
+        .query(
+            Some(&staff),
+            "mutation($i: UpdatePatronInput!) { updatePatron(input: $i) { id } }",
+            json!({ "i": { "id": w.patron_gid, "consents": [{ "purpose": "MARKETING_IN_APP", "granted": true }] } }),
+        )
+        .await);
+    let segment = ok(w
+        .app
+        .client
+        .query(
+            Some(&staff),
+            "mutation($i: CreateSegmentInput!) { createSegment(input: $i) { id } }",
+            json!({ "i": { "name": "Online learners", "rule": { "patronTypes": ["ONLINE_LEARNER"] } } }),
+        )
+        .await)["createSegment"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let create_campaign = |channel: &'static str| {
+        let (app, staff, segment, service) = (&w.app, staff.clone(), segment.clone(), w.service_gid.clone());
+        async move {
+            let resp = app
+                .client
+                .query(
+                    Some(&staff),
+                    "mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id } }",
+                    json!({ "i": { "name": "Try chat", "segmentId": segment, "promotedServiceId": service,
+                                   "channel": channel, "message": "Ask us anything", "holdoutPercent": 0 } }),
+                )
+                .await;
+            resp.ok()["createCampaign"]["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let in_app = create_campaign("IN_APP").await;
+    let launch = "mutation($id: ID!) { launchCampaign(id: $id) { id } }";
+    ok(w.app.client.query(Some(&staff), launch, json!({ "id": in_app })).await);
+    let email = create_campaign("EMAIL").await;
+    ok(w.app.client.query(Some(&staff), launch, json!({ "id": email })).await);
+    let patron = w.app.patron_token(w.patron_id);
+    let inbox = ok(w.app.client.query(Some(&patron), "{ myInbox { edges { node { id } } } }", json!({})).await);
+    let delivery = inbox["myInbox"]["edges"][0]["node"]["id"].as_str().unwrap().to_owned();
+    let mut drafts = Vec::new();
+    for _ in 0..EVERYONE.len() {
+        drafts.push(create_campaign("SMS").await);
+    }
+
+    //                                                       anon patron staff admin funder p-none p-all
+    w.check("segments", "{ segments { totalCount } }", json!({}), [U, F, O, O, F, F, O]).await;
+    let q = "query($id: ID!) { segment(id: $id) { name size members { totalCount } } }";
+    w.check("segment", q, json!({ "id": segment }), [U, F, O, O, F, F, O]).await;
+    let q = "query($id: ID!) { node(id: $id) { id } }";
+    w.check("node(segment)", q, json!({ "id": segment }), [U, F, O, O, F, F, O]).await;
+    w.check(
+        "campaigns",
+        "{ campaigns { totalCount edges { node { stats { lift } } } } }",
+        json!({}),
+        [U, F, O, O, F, F, O],
+    )
+    .await;
+    let q = "query($id: ID!) { campaign(id: $id) { name segment { name } stats { deliveries } } }";
+    w.check("campaign", q, json!({ "id": in_app }), [U, F, O, O, F, F, O]).await;
+    w.check(
+        "node(campaign)",
+        "query($id: ID!) { node(id: $id) { id } }",
+        json!({ "id": in_app }),
+        [U, F, O, O, F, F, O],
+    )
+    .await;
+    w.check(
+        "node(delivery)",
+        "query($id: ID!) { node(id: $id) { id } }",
+        json!({ "id": delivery }),
+        [U, O, O, O, F, F, O],
+    )
+    .await;
+    w.check("myInbox", "{ myInbox { edges { node { message read } } } }", json!({}), [U, O, F, F, F, F, F]).await;
+    let q = "{ pendingDeliveries(channel: EMAIL) { edges { node { address message } } } }";
+    w.check("pendingDeliveries", q, json!({}), [U, F, O, O, F, F, O]).await;
+
+    let mut checks: Vec<MutationCheck> = Vec::new();
+    checks.push((
+        "createSegment",
+        "mutation($i: CreateSegmentInput!) { createSegment(input: $i) { id } }".into(),
+        Box::new(|| json!({ "i": { "name": format!("Segment {}", n()), "rule": { "tags": ["x"] } } })),
+        [U, F, O, O, F, F, O],
+    ));
+    let s = segment.clone();
+    checks.push((
+        "updateSegment",
+        "mutation($id: ID!, $i: UpdateSegmentInput!) { updateSegment(id: $id, input: $i) { id } }".into(),
+        Box::new(move || json!({ "id": s, "i": { "name": n() } })),
+        [U, F, O, O, F, F, O],
+    ));
+    let (s, svc) = (segment.clone(), w.service_gid.clone());
+    checks.push((
+        "createCampaign",
+        "mutation($i: CreateCampaignInput!) { createCampaign(input: $i) { id } }".into(),
+        Box::new(move || {
+            json!({ "i": { "name": n(), "segmentId": s, "promotedServiceId": svc, "channel": "PUSH", "message": "Hi" } })
+        }),
+        [U, F, O, O, F, F, O],
+    ));
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    checks.push((
+        "launchCampaign",
+        launch.into(),
+        Box::new(move || {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            json!({ "id": drafts[i % drafts.len()] })
+        }),
+        [U, F, O, O, F, F, O],
+    ));
+    let d = delivery.clone();
+    checks.push((
+        "markDelivered",
+        "mutation($ids: [ID!]!) { markDelivered(ids: $ids) { updated } }".into(),
+        Box::new(move || json!({ "ids": [d] })),
+        [U, F, O, O, F, F, O],
+    ));
+    let d = delivery.clone();
+    checks.push((
+        "markOpened",
+        "mutation($ids: [ID!]!) { markOpened(ids: $ids) { updated } }".into(),
+        Box::new(move || json!({ "ids": [d] })),
+        [U, F, O, O, F, F, O],
+    ));
+    let d = delivery.clone();
+    checks.push((
+        "markInboxRead",
+        "mutation($id: ID!) { markInboxRead(deliveryId: $id) { read } }".into(),
+        Box::new(move || json!({ "id": d })),
+        [U, O, F, F, F, F, F],
+    ));
+    for (name, query, vars, expected) in checks {
         for (who, want) in EVERYONE.into_iter().zip(expected) {
             let resp = w.app.client.query(w.token(who).as_deref(), &query, vars()).await;
             let got = match resp.error_code().as_deref() {

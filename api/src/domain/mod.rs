@@ -2,6 +2,8 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod awareness;
+pub mod campaigns;
 pub mod consent;
 pub mod engagement;
 pub mod feedback;
@@ -12,9 +14,11 @@ pub mod pagination;
 pub mod partners;
 pub mod patrons;
 pub mod privacy;
+pub mod recommendations;
 pub mod reports;
 pub mod rollups;
 pub mod search;
+pub mod segments;
 pub mod services;
 pub mod sessions;
 pub mod stats;

@@ -4,12 +4,14 @@
 //! - **Export** (the patron for themself, staff and admins for anyone): one JSON document with
 //!   the profile (never the PIN hash), tags, current consents and their full history, every
 //!   interaction (staff notes only in a staff export) and the audit events about the patron.
+//!   Also the campaigns the patron was a member of (group, delivery, opened).
 //! - **Erasure** (admins, or the patron themself), in one transaction: name, email, phone, card
 //!   number and PIN hash removed, status `ERASED`; tags and consent events deleted (they are
 //!   personal data; the audit detail keeps their count); interactions keep their service, kind,
 //!   channel, time, rating and patron-type snapshot but lose the patron link, the comment and
 //!   the staff notes, so every count stays; every session revoked and logins disabled. Erasing
 //!   an erased patron succeeds and changes nothing.
+//!   Campaign memberships and deliveries lose the patron link (campaign counts stay).
 //! - **Retention**: with `RETENTION_DAYS` set, interactions older than that are anonymised the
 //!   same way (patron link, comment and notes removed), in bounded batches, hourly and by
 //!   `rapport purge`.
@@ -115,6 +117,7 @@ pub async fn export(db: &impl ConnectionTrait, patron_id: Uuid, include_staff_no
             .collect()
     };
     let audit_events = audit::about_patron(db, patron_id).await?;
+    let campaigns = super::campaigns::export_for(db, patron_id).await?;
     Ok(json!({
         "format": EXPORT_FORMAT,
         "exportedAt": Utc::now(),
@@ -142,6 +145,7 @@ pub async fn export(db: &impl ConnectionTrait, patron_id: Uuid, include_staff_no
             .map(|i| interaction_json(i, services.get(&i.service_id), include_staff_notes))
             .collect::<Vec<_>>(),
         "auditEvents": audit_events.iter().map(audit_json).collect::<Vec<_>>(),
+        "campaigns": campaigns,
     }))
 }
 
@@ -270,6 +274,8 @@ pub async fn erase(
         .await?;
     let interactions_anonymised =
         anonymise_interactions(&txn, Condition::all().add(interaction::Column::PatronId.eq(patron_id)), now).await?;
+    // Campaign memberships and deliveries keep their counts but no longer name the patron.
+    super::campaigns::anonymise_patron(&txn, patron_id).await?;
     // Logins: the PIN is gone; every session (refresh-token family and its access tokens) ends.
     sessions::disable_patron_login(&txn, state, patron_id).await?;
     // A patron erasing themself with a token outside any session: that token ends too.

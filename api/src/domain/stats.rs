@@ -42,6 +42,9 @@ pub struct LibraryStats {
     pub nps_promoters: u64,
     pub nps_detractors: u64,
     pub lifecycle: Vec<(LifecycleStage, u64)>,
+    /// Launched campaigns whose conversion window after launch is still running at the end of
+    /// the window (or now, if that is earlier); see `domain::campaigns`.
+    pub open_campaigns: u64,
 }
 
 impl LibraryStats {
@@ -170,6 +173,7 @@ pub async fn library_stats(
         .unwrap_or((0, None, None));
 
     let lifecycle = engagement::stage_counts(db, to, thresholds).await?;
+    let open_campaigns = super::campaigns::open_count(db, std::cmp::min(to, Utc::now())).await?;
 
     Ok(LibraryStats {
         active_patrons,
@@ -186,5 +190,6 @@ pub async fn library_stats(
         nps_promoters: promoters.map_or(0, to_u64),
         nps_detractors: detractors.map_or(0, to_u64),
         lifecycle,
+        open_campaigns,
     })
 }

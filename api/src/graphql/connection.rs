@@ -25,10 +25,18 @@ const MAX_ROWS: i32 = 100;
 /// Complexity of a connection field: its selection counted once per row it may return, so a
 /// page of patrons each with a page of interactions costs what it fetches. Without it, nested
 /// pages multiply (100 × 100 rows for a complexity of ten), and aliases and batches multiply that.
+///
+/// The cost is capped at [`COST_CEILING`]: async-graphql adds field costs with plain `+`, so a
+/// saturated value would overflow there (a panic in debug builds, a wrap to a small cost in
+/// release). Far above any configured limit, the ceiling still refuses the query.
 pub fn page_cost(first: Option<i32>, last: Option<i32>, child_complexity: usize) -> usize {
     let rows = first.or(last).map_or(DEFAULT_ROWS, |n| n.clamp(1, MAX_ROWS));
-    usize::try_from(rows).unwrap_or(1).saturating_mul(child_complexity).saturating_add(1)
+    usize::try_from(rows).unwrap_or(1).saturating_mul(child_complexity).saturating_add(1).min(COST_CEILING)
 }
+
+/// The most one connection field may cost. Documents are at most a few MB, so even a million
+/// fields each at the ceiling sum far below `usize::MAX` on 64-bit targets.
+pub const COST_CEILING: usize = u32::MAX as usize;
 
 /// Whether the client selected `totalCount` on the connection being resolved.
 pub fn wants_total_count(ctx: &Context<'_>) -> bool {

@@ -195,6 +195,7 @@ impl ConsentMutation {
             domain::record(&state.db, patron_id, &changes, db::ConsentSource::App, Some(&input.text_version)).await?;
         let detail = format!("source: APP; decisions recorded: {}", recorded.len());
         record_write(ctx, AuditAction::UpdateConsent, Some(patron_id), Some(detail)).await?;
+        super::recommendations::invalidate_patron(state, patron_id).await;
         Ok(ConsentsPayload { patron_id, recorded })
     }
 
@@ -214,6 +215,7 @@ impl ConsentMutation {
         let recorded = domain::record(&state.db, patron_id, &changes, source, input.text_version.as_deref()).await?;
         let detail = format!("source: {}; decisions recorded: {}", source.as_str(), recorded.len());
         record_write(ctx, AuditAction::UpdateConsent, Some(patron_id), Some(detail)).await?;
+        super::recommendations::invalidate_patron(state, patron_id).await;
         Ok(ConsentsPayload { patron_id, recorded })
     }
 }

@@ -15,6 +15,9 @@ pub enum NodeKind {
     Funding,
     Account,
     PartnerClient,
+    Segment,
+    Campaign,
+    CampaignDelivery,
 }
 
 impl NodeKind {
@@ -27,6 +30,9 @@ impl NodeKind {
             NodeKind::Funding => "Funding",
             NodeKind::Account => "Account",
             NodeKind::PartnerClient => "PartnerClient",
+            NodeKind::Segment => "Segment",
+            NodeKind::Campaign => "Campaign",
+            NodeKind::CampaignDelivery => "CampaignDelivery",
         }
     }
 
@@ -39,6 +45,9 @@ impl NodeKind {
             NodeKind::Funding,
             NodeKind::Account,
             NodeKind::PartnerClient,
+            NodeKind::Segment,
+            NodeKind::Campaign,
+            NodeKind::CampaignDelivery,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

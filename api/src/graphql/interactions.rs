@@ -430,6 +430,8 @@ impl InteractionMutation {
         let recorded = domain::record(&state.db, viewer, input).await?;
         // Committed: announce it to subscribers (on every instance).
         state.events.interactions_recorded(std::slice::from_ref(&recorded)).await;
+        super::recommendations::invalidate_for_interactions(state, recorded.created.then_some(&recorded.interaction))
+            .await;
         super::audit::record_interaction_writes(ctx, recorded.created.then_some(&recorded.interaction)).await?;
         Ok(Interaction(recorded.interaction))
     }
@@ -456,6 +458,11 @@ impl InteractionMutation {
         let created = recorded.iter().filter(|r| r.created).count();
         // Committed: announce the new ones to subscribers (on every instance).
         state.events.interactions_recorded(&recorded).await;
+        super::recommendations::invalidate_for_interactions(
+            state,
+            recorded.iter().filter(|r| r.created).map(|r| &r.interaction),
+        )
+        .await;
         super::audit::record_interaction_writes(ctx, recorded.iter().filter(|r| r.created).map(|r| &r.interaction))
             .await?;
         Ok(RecordInteractionsPayload {

@@ -1,6 +1,7 @@
 //! The GraphQL schema: one object per domain area, merged, built once at start-up.
 
 pub mod audit;
+pub mod campaigns;
 pub mod connection;
 pub mod consent;
 pub mod context;
@@ -18,9 +19,11 @@ pub mod node;
 pub mod observe;
 pub mod patrons;
 pub mod privacy;
+pub mod recommendations;
 pub mod reports;
 pub mod revocation;
 pub mod scalars;
+pub mod segments;
 pub mod services;
 pub mod stats;
 pub mod subscriptions;
@@ -41,6 +44,9 @@ pub struct QueryRoot(
     privacy::PrivacyQuery,
     stats::StatsQuery,
     reports::ReportQueryRoot,
+    segments::SegmentQuery,
+    campaigns::CampaignQuery,
+    recommendations::RecommendationQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -53,6 +59,8 @@ pub struct MutationRoot(
     consent::ConsentMutation,
     privacy::PrivacyMutation,
     feedback::FeedbackMutation,
+    segments::SegmentMutation,
+    campaigns::CampaignMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, subscriptions::SubscriptionRoot>;

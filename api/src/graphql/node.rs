@@ -4,11 +4,13 @@
 use async_graphql::{Context, ID, Interface, Object, Result};
 
 use super::{
+    campaigns::{Campaign, CampaignDelivery, load_campaign, load_delivery},
     funders::{Funder, Funding, load_funder, load_funding},
     identity::{Account, PartnerClient, load_account, load_partner_client},
     ids::{NodeKind, decode_global_id, to_global_id},
     interactions::{Interaction, load_interaction},
     patrons::{Patron, load_patron},
+    segments::{Segment, load_segment},
     services::{Service, load_service},
 };
 use crate::error::AppError;
@@ -24,6 +26,9 @@ pub enum Node {
     Funding(Funding),
     Account(Account),
     PartnerClient(PartnerClient),
+    Segment(Segment),
+    Campaign(Campaign),
+    CampaignDelivery(CampaignDelivery),
 }
 
 /// The `id` of each node type, reachable from here (each type's own `id` resolver is private to
@@ -44,6 +49,7 @@ macro_rules! global_id {
 
 global_id!(Patron => Patron, Service => Service, Interaction => Interaction, Funder => Funder, Funding => Funding);
 global_id!(Account => Account, PartnerClient => PartnerClient);
+global_id!(Segment => Segment, Campaign => Campaign, CampaignDelivery => CampaignDelivery);
 
 #[derive(Default)]
 pub struct NodeQuery;
@@ -61,6 +67,9 @@ impl NodeQuery {
             NodeKind::Funding => Node::Funding(load_funding(ctx, uuid).await?),
             NodeKind::Account => Node::Account(load_account(ctx, uuid).await?),
             NodeKind::PartnerClient => Node::PartnerClient(load_partner_client(ctx, uuid).await?),
+            NodeKind::Segment => Node::Segment(load_segment(ctx, uuid).await?),
+            NodeKind::Campaign => Node::Campaign(load_campaign(ctx, uuid).await?),
+            NodeKind::CampaignDelivery => Node::CampaignDelivery(load_delivery(ctx, uuid).await?),
         })
     }
 }

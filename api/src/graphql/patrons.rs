@@ -67,6 +67,15 @@ impl Patron {
     async fn engagement(&self, ctx: &Context<'_>) -> Result<super::engagement::PatronEngagement> {
         super::engagement::engagement_of(ctx, &self.0).await
     }
+    /// Services recommended to this patron (staff and admins; a patron their own): personalised
+    /// with PERSONALISATION consent, otherwise the ranking for their patron type. At most 50.
+    async fn recommendations(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+    ) -> Result<super::recommendations::Recommendations> {
+        super::recommendations::recommendations_of(ctx, &self.0, first).await
+    }
     /// Current consent per purpose: the latest decision for each purpose ever recorded.
     /// A purpose that is absent has never been given.
     async fn consents(&self, ctx: &Context<'_>) -> Result<Vec<Consent>> {
@@ -442,6 +451,8 @@ impl PatronMutation {
         let detail = changed_fields(&patch);
         let consents = patch.consents.len();
         let updated = domain::update(&state.db, viewer, id, patch).await?;
+        // Type and consent feed the patron's recommendations.
+        super::recommendations::invalidate_patron(state, id).await;
         record_write(ctx, AuditAction::UpdatePatron, Some(id), Some(detail)).await?;
         record_consent_write(ctx, id, consents).await?;
         Ok(Patron(updated))

@@ -22,6 +22,7 @@
 pub mod accounts;
 mod activity;
 mod calendar;
+mod campaigns;
 mod catalog;
 mod names;
 mod people;
@@ -302,6 +303,8 @@ async fn write_library(
     report.anonymous_interactions = activity.stats.anonymous;
     report.rated_interactions = activity.stats.rated;
     report.synced_interactions = activity.stats.synced;
+    // Segments and a launched campaign, over the history just written.
+    campaigns::write(txn, frame, seed).await?;
     Ok(report)
 }
 
