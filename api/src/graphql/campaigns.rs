@@ -310,6 +310,7 @@ pub struct CampaignQuery;
 #[Object]
 impl CampaignQuery {
     /// Campaigns, newest first (staff, admins, partners with `campaigns:read`).
+    #[graphql(complexity = "super::connection::page_cost(first, last, child_complexity)")]
     async fn campaigns(
         &self,
         ctx: &Context<'_>,
@@ -333,6 +334,7 @@ impl CampaignQuery {
     }
 
     /// The signed-in patron's in-app messages, newest first (patron tokens only).
+    #[graphql(complexity = "super::connection::page_cost(first, last, child_complexity)")]
     async fn my_inbox(
         &self,
         ctx: &Context<'_>,
@@ -350,6 +352,7 @@ impl CampaignQuery {
 
     /// Deliveries over `channel` waiting to be sent by a partner tool, oldest first (staff,
     /// admins, partners with `campaigns:read`). Report them with `markDelivered`.
+    #[graphql(complexity = "super::connection::page_cost(first, None, child_complexity)")]
     async fn pending_deliveries(
         &self,
         ctx: &Context<'_>,

@@ -137,6 +137,7 @@ impl Segment {
         size.ok_or_else(|| AppError::not_found("segment").into())
     }
     /// Patrons matching the rule now, by name (also needs the patron-read capability).
+    #[graphql(complexity = "super::connection::page_cost(first, last, child_complexity)")]
     async fn members(
         &self,
         ctx: &Context<'_>,
@@ -227,6 +228,7 @@ pub struct SegmentQuery;
 #[Object]
 impl SegmentQuery {
     /// Segments, oldest first (staff, admins, partners with `campaigns:read`).
+    #[graphql(complexity = "super::connection::page_cost(first, last, child_complexity)")]
     async fn segments(
         &self,
         ctx: &Context<'_>,
