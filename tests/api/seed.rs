@@ -63,6 +63,7 @@ async fn demo_library_is_written_fast_once_and_served() {
         ("funding", count(&db, "funding").await),
         ("consent_event", count(&db, "consent_event").await),
         ("patron_tag", count(&db, "patron_tag").await),
+        ("nps_response", count(&db, "nps_response").await),
     ];
     println!("demo library rows: {counts:?}");
     let get = |table: &str| counts.iter().find(|(t, _)| *t == table).map(|(_, n)| *n).unwrap_or_default();
@@ -73,6 +74,7 @@ async fn demo_library_is_written_fast_once_and_served() {
     assert!((10..=15).contains(&get("funding")));
     assert!(get("consent_event") > 3_000);
     assert!(get("patron_tag") > 500);
+    assert!((300..=2_500).contains(&get("nps_response")), "some patrons answered the NPS question");
 
     check_structure(&db).await;
     check_principals(&db).await;
@@ -96,6 +98,19 @@ async fn demo_library_is_written_fast_once_and_served() {
     // Two services are retired: the public catalogue shows the active ones.
     let public = app.client.query(None, "{ services { totalCount } }", json!({})).await;
     assert_eq!(public.ok()["services"]["totalCount"], json!(get("service") - 2));
+    // The dashboard has an NPS, and engaged patrons lean towards promoting the library.
+    let to = chrono::Utc::now().to_rfc3339();
+    let from = (chrono::Utc::now() - Duration::days(365)).to_rfc3339();
+    let stats = app
+        .client
+        .query(
+            Some(&staff),
+            "query($from: DateTime!, $to: DateTime!) { libraryStats(from: $from, to: $to) { nps npsResponses } }",
+            json!({ "from": from, "to": to }),
+        )
+        .await;
+    let nps = stats.ok()["libraryStats"]["nps"].as_f64().expect("an NPS over the last year");
+    assert!((-100.0..=100.0).contains(&nps) && nps > 0.0, "{nps}");
     // The server's own start did not add a second library.
     assert_eq!(count(&app.state.db, "interaction").await, 100_000);
 }
@@ -287,6 +302,7 @@ async fn dump(db: &DatabaseConnection) -> Vec<(String, Vec<JsonValue>)> {
         ("patron_tag", "patron_id, tag"),
         ("consent_event", "id"),
         ("interaction", "id"),
+        ("nps_response", "id"),
     ] {
         let statement =
             Statement::from_string(db.get_database_backend(), format!("SELECT * FROM {table} ORDER BY {order}"));

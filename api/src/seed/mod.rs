@@ -24,6 +24,7 @@ mod activity;
 mod calendar;
 mod campaigns;
 mod catalog;
+mod feedback;
 mod names;
 mod people;
 mod rng;
@@ -101,6 +102,8 @@ pub struct GenerateReport {
     pub synced_interactions: u64,
     pub funders: u64,
     pub fundings: u64,
+    /// Answers to the "would you recommend the library" question.
+    pub nps_responses: u64,
     pub elapsed: StdDuration,
 }
 
@@ -206,6 +209,7 @@ pub async fn generate(db: &DatabaseConnection, scale: &DemoScale, seed: u64) -> 
         rated = report.rated_interactions,
         funders = report.funders,
         fundings = report.fundings,
+        nps_responses = report.nps_responses,
         seconds = report.elapsed.as_secs_f64(),
         anchor = %report.anchor,
         "demo library written"
@@ -233,6 +237,7 @@ async fn write_library(
         synced_interactions: 0,
         funders: 0,
         fundings: 0,
+        nps_responses: 0,
         elapsed: StdDuration::ZERO,
     };
 
@@ -305,6 +310,8 @@ async fn write_library(
     report.synced_interactions = activity.stats.synced;
     // Segments and a launched campaign, over the history just written.
     campaigns::write(txn, frame, seed).await?;
+    report.nps_responses =
+        insert_all::<entity::nps_response::ActiveModel, _>(txn, feedback::answers(txn, frame, seed).await?).await?;
     Ok(report)
 }
 

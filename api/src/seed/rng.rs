@@ -17,6 +17,7 @@ pub enum Part {
     Activity = 3,
     Anonymous = 4,
     Funders = 5,
+    Feedback = 6,
 }
 
 /// The generator for `part`/`index` under `seed`.
