@@ -237,19 +237,9 @@ impl CampaignDelivery {
 // ---------------------------------------------------------------------------------------------
 // Loaders
 
-/// Loader key: a campaign by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CampaignId(pub Uuid);
-
-impl Loader<CampaignId> for AppLoader {
-    type Value = campaign::Model;
-    type Error = Arc<AppError>;
-
-    async fn load(&self, keys: &[CampaignId]) -> Result<HashMap<CampaignId, Self::Value>, Self::Error> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = domain::by_ids(&self.db, &ids).await?;
-        Ok(rows.into_iter().map(|m| (CampaignId(m.id), m)).collect())
-    }
+super::loaders::by_id_loader! {
+    /// Loader key: a campaign by id.
+    CampaignId => campaign::Model, domain::by_ids
 }
 
 /// Loader key: a campaign's figures.
@@ -268,19 +258,9 @@ impl Loader<CampaignStatsKey> for AppLoader {
     }
 }
 
-/// Loader key: a delivery by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct DeliveryId(pub Uuid);
-
-impl Loader<DeliveryId> for AppLoader {
-    type Value = campaign_delivery::Model;
-    type Error = Arc<AppError>;
-
-    async fn load(&self, keys: &[DeliveryId]) -> Result<HashMap<DeliveryId, Self::Value>, Self::Error> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = domain::deliveries_by_ids(&self.db, &ids).await?;
-        Ok(rows.into_iter().map(|m| (DeliveryId(m.id), m)).collect())
-    }
+super::loaders::by_id_loader! {
+    /// Loader key: a delivery by id.
+    DeliveryId => campaign_delivery::Model, domain::deliveries_by_ids
 }
 
 /// One campaign for `node`, with the viewer's access rules.

@@ -112,34 +112,14 @@ impl Funding {
     }
 }
 
-/// Loader key: a funder by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FunderId(pub Uuid);
-
-impl Loader<FunderId> for AppLoader {
-    type Value = funder::Model;
-    type Error = std::sync::Arc<AppError>;
-
-    async fn load(&self, keys: &[FunderId]) -> Result<HashMap<FunderId, Self::Value>, Self::Error> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = domain::by_ids(&self.db, &ids).await?;
-        Ok(rows.into_iter().map(|m| (FunderId(m.id), m)).collect())
-    }
+super::loaders::by_id_loader! {
+    /// Loader key: a funder by id.
+    FunderId => funder::Model, domain::by_ids
 }
 
-/// Loader key: a funding by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FundingId(pub Uuid);
-
-impl Loader<FundingId> for AppLoader {
-    type Value = funding::Model;
-    type Error = std::sync::Arc<AppError>;
-
-    async fn load(&self, keys: &[FundingId]) -> Result<HashMap<FundingId, Self::Value>, Self::Error> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = domain::fundings_by_ids(&self.db, &ids).await?;
-        Ok(rows.into_iter().map(|m| (FundingId(m.id), m)).collect())
-    }
+super::loaders::by_id_loader! {
+    /// Loader key: a funding by id.
+    FundingId => funding::Model, domain::fundings_by_ids
 }
 
 /// Loader key: all fundings of a service (rows are filtered per viewer by the caller).

@@ -94,19 +94,9 @@ impl Interaction {
 
 // ----- loaders -------------------------------------------------------------------------------
 
-/// Loader key: an interaction by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct InteractionId(pub Uuid);
-
-impl Loader<InteractionId> for AppLoader {
-    type Value = interaction::Model;
-    type Error = std::sync::Arc<AppError>;
-
-    async fn load(&self, keys: &[InteractionId]) -> Result<HashMap<InteractionId, Self::Value>, Self::Error> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = domain::by_ids(&self.db, &ids).await?;
-        Ok(rows.into_iter().map(|m| (InteractionId(m.id), m)).collect())
-    }
+super::loaders::by_id_loader! {
+    /// Loader key: an interaction by id.
+    InteractionId => interaction::Model, domain::by_ids
 }
 
 /// The page arguments of a nested connection, hashable so parents asking alike share a batch.

@@ -78,3 +78,29 @@ impl<F: Future> Future for Tracked<F> {
         self.inner.as_mut().poll(cx)
     }
 }
+
+/// Declares a loader key `$key(Uuid)` that fetches `$model` rows by primary key with
+/// `$fetch(&db, &ids)` (an `AppResult<Vec<$model>>`), one statement per batch.
+macro_rules! by_id_loader {
+    ($(#[$meta:meta])* $key:ident => $model:ty, $fetch:path) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $key(pub uuid::Uuid);
+
+        impl async_graphql::dataloader::Loader<$key> for $crate::graphql::loaders::AppLoader {
+            type Value = $model;
+            type Error = std::sync::Arc<$crate::error::AppError>;
+
+            async fn load(
+                &self,
+                keys: &[$key],
+            ) -> Result<std::collections::HashMap<$key, Self::Value>, Self::Error> {
+                let ids: Vec<uuid::Uuid> = keys.iter().map(|k| k.0).collect();
+                let rows = $fetch(&self.db, &ids).await?;
+                Ok(rows.into_iter().map(|m| ($key(m.id), m)).collect())
+            }
+        }
+    };
+}
+
+pub(crate) use by_id_loader;

@@ -149,19 +149,9 @@ impl Consent {
 // ---------------------------------------------------------------------------------------------
 // Loaders
 
-/// Loader key: a patron by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PatronId(pub Uuid);
-
-impl Loader<PatronId> for AppLoader {
-    type Value = patron::Model;
-    type Error = Arc<AppError>;
-
-    async fn load(&self, keys: &[PatronId]) -> Result<HashMap<PatronId, Self::Value>, Self::Error> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = domain::by_ids(&self.db, &ids).await?;
-        Ok(rows.into_iter().map(|m| (PatronId(m.id), m)).collect())
-    }
+super::loaders::by_id_loader! {
+    /// Loader key: a patron by id.
+    PatronId => patron::Model, domain::by_ids
 }
 
 /// Loader key: the tags of a patron.

@@ -168,19 +168,9 @@ impl Segment {
     }
 }
 
-/// Loader key: a segment by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SegmentId(pub Uuid);
-
-impl Loader<SegmentId> for AppLoader {
-    type Value = segment::Model;
-    type Error = Arc<AppError>;
-
-    async fn load(&self, keys: &[SegmentId]) -> Result<HashMap<SegmentId, Self::Value>, Self::Error> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = domain::by_ids(&self.db, &ids).await?;
-        Ok(rows.into_iter().map(|m| (SegmentId(m.id), m)).collect())
-    }
+super::loaders::by_id_loader! {
+    /// Loader key: a segment by id.
+    SegmentId => segment::Model, domain::by_ids
 }
 
 /// Loader key: the size of a segment now under the lifecycle thresholds `[new, at risk, lapsed]`

@@ -1,8 +1,6 @@
 //! Services catalogue: queries, mutations and the `Service` type.
 
-use std::collections::HashMap;
-
-use async_graphql::{Context, ID, InputObject, Object, Result, dataloader::Loader};
+use async_graphql::{Context, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::service;
 use uuid::Uuid;
@@ -14,7 +12,6 @@ use super::{
     funders::{Funding, fundings_of_service},
     ids::{NodeKind, parse_global_id, to_global_id},
     interactions::{Interaction, InteractionOwner, InteractionsFilter, interactions_of},
-    loaders::AppLoader,
 };
 use crate::{
     cache::catalogue::Catalogue,
@@ -84,19 +81,9 @@ impl Service {
     }
 }
 
-/// Loader key: a service by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ServiceId(pub Uuid);
-
-impl Loader<ServiceId> for AppLoader {
-    type Value = service::Model;
-    type Error = std::sync::Arc<AppError>;
-
-    async fn load(&self, keys: &[ServiceId]) -> Result<HashMap<ServiceId, Self::Value>, Self::Error> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = domain::by_ids(&self.db, &ids).await?;
-        Ok(rows.into_iter().map(|m| (ServiceId(m.id), m)).collect())
-    }
+super::loaders::by_id_loader! {
+    /// Loader key: a service by id.
+    ServiceId => service::Model, domain::by_ids
 }
 
 /// Load one service for a relation field, applying the viewer's visibility.
