@@ -324,3 +324,42 @@ async fn measure_catalogue_cache() {
         );
     }
 }
+
+/// A whole anonymous answer made of cacheable fields is stored once and served again without
+/// executing anything, over POST and GET alike, and retired by a catalogue write.
+#[tokio::test]
+async fn whole_anonymous_answers_are_served_from_the_cache() {
+    let app = spawn_app().await;
+    let id = create_service(&app, "WS", "Writing support").await;
+    let query = "{ services(first: 10) { totalCount edges { node { code name } } } }";
+    let first = app.client.query(None, query, json!({})).await;
+    let statements = app.sql_statements().await;
+    let requests = app.metric("rapport_graphql_requests_total").await;
+    let again = app.client.query(None, query, json!({})).await;
+    assert_eq!(again.body, first.body);
+    assert_eq!(app.sql_statements().await, statements);
+    assert!(app.metric("rapport_graphql_requests_total").await > requests, "hits are counted as requests");
+    let url = app.url(&format!("/graphql?query={}", urlencode(query)));
+    let get = app.client.http.get(url).send().await.unwrap();
+    assert_eq!(get.headers()["cache-control"], "public, max-age=60");
+    let body: Value = get.json().await.unwrap();
+    assert_eq!(body, first.body);
+    assert_eq!(app.sql_statements().await, statements, "the GET was a hit too");
+
+    rename_service(&app, &id, "Writing centre").await;
+    let fresh = app.client.query(None, query, json!({})).await;
+    assert_eq!(fresh.ok()["services"]["edges"][0]["node"]["name"], "Writing centre");
+    // A signed-in viewer is never answered from the shared entry (staff read the database).
+    let statements = app.sql_statements().await;
+    app.client.query(Some(&app.staff_token()), query, json!({})).await.ok();
+    assert!(app.sql_statements().await > statements);
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -43,6 +43,13 @@ struct CachedPage {
     total: Option<u64>,
 }
 
+/// A serialised answer everyone gets alike, with the `max-age` its fields allow.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SharedAnswer {
+    pub max_age: i32,
+    pub body: String,
+}
+
 /// Catalogue reads and the invalidation that goes with writes.
 pub struct Catalogue<'a> {
     cache: &'a Cache,
@@ -77,6 +84,27 @@ impl<'a> Catalogue<'a> {
     pub async fn invalidate(&self) {
         let version = Uuid::new_v4().simple().to_string();
         self.cache.set(VERSION_KEY, version.as_bytes(), VERSION_TTL).await;
+    }
+
+    /// A whole anonymous GraphQL answer built only from catalogue fields, by the request's
+    /// fingerprint (see `http::graphql`), under the current version: a catalogue write retires it
+    /// like every other entry. `None` when caching is off or nothing is stored.
+    pub async fn cached_answer(&self, fingerprint: &str) -> Option<SharedAnswer> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let key = Self::key(&self.version().await, &format!("answer:{fingerprint}"));
+        self.cache.get_json::<SharedAnswer>(&key).await
+    }
+
+    /// Keeps `answer` for at most its own `max_age` and the catalogue TTL.
+    pub async fn store_answer(&self, fingerprint: &str, answer: &SharedAnswer) {
+        let ttl = self.ttl.min(Duration::from_secs(u64::try_from(answer.max_age).unwrap_or(0)));
+        if ttl.is_zero() {
+            return;
+        }
+        let key = Self::key(&self.version().await, &format!("answer:{fingerprint}"));
+        self.cache.set_json(&key, answer, ttl).await;
     }
 
     fn key(version: &str, what: &str) -> String {

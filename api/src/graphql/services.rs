@@ -94,7 +94,7 @@ pub async fn load_service(ctx: &Context<'_>, id: Uuid) -> Result<Service> {
 }
 
 /// Catalogue reads and writes through the shared cache (see `cache::catalogue`).
-fn catalogue(state: &AppState) -> Catalogue<'_> {
+pub(crate) fn catalogue(state: &AppState) -> Catalogue<'_> {
     Catalogue::new(&state.cache, state.settings.cache.catalogue_ttl)
 }
 

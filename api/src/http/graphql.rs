@@ -13,6 +13,7 @@ use actix_web::{
 use async_graphql::{BatchRequest, Request, Response, http::GraphiQLSource, parser::types::OperationType};
 use futures_util::StreamExt;
 use serde_json::{Value as Json, json};
+use sha2::{Digest, Sha256};
 
 pub use super::ratelimit::ClientIp;
 use super::{
@@ -22,6 +23,7 @@ use super::{
 };
 use crate::{
     auth::Viewer,
+    cache::catalogue::SharedAnswer,
     domain::audit::RequestId,
     error::{AppError, ErrorCode},
     graphql::{AppSchema, errors::ExecutionMarker, loaders::AppLoader, observe::OperationKind},
@@ -396,8 +398,32 @@ async fn execute_single(
     is_get: bool,
 ) -> HttpResponse {
     let started = Instant::now();
+    // Anonymous answers made only of cacheable fields are the same for everyone: served whole
+    // from the catalogue cache, without parsing, validating or executing the document again.
+    let shared = (!viewer.is_authenticated()).then(|| answer_fingerprint(&request)).flatten();
+    let catalogue = crate::graphql::services::catalogue(state);
+    if let Some(fingerprint) = &shared
+        && let Some(answer) = catalogue.cached_answer(fingerprint).await
+    {
+        state.metrics.record_request("query", "ok", started.elapsed());
+        let cache_control = if is_get { format!("public, max-age={}", answer.max_age) } else { "no-store".into() };
+        return HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, media.content_type()))
+            .insert_header((header::CACHE_CONTROL, cache_control))
+            .insert_header((header::VARY, "Authorization, Accept"))
+            .body(answer.body);
+    }
     let executed = run(schema, state, &viewer, ip, request).await;
     state.metrics.record_request(executed.kind, executed.outcome(), started.elapsed());
+    if let Some(fingerprint) = &shared
+        && executed.response.is_ok()
+        && executed.response.cache_control.public
+        && executed.response.cache_control.max_age > 0
+        && let Ok(body) = serde_json::to_string(&body_of(&executed))
+    {
+        let answer = SharedAnswer { max_age: executed.response.cache_control.max_age, body };
+        catalogue.store_answer(fingerprint, &answer).await;
+    }
     let status = if executed.request_error && media == ResponseType::GraphqlResponseJson {
         StatusCode::BAD_REQUEST
     } else {
@@ -412,6 +438,12 @@ async fn execute_single(
         builder.insert_header((header::RETRY_AFTER, retry.to_string()));
     }
     builder.json(body_of(&executed))
+}
+
+/// What makes two anonymous requests the same: the document, the operation and the variables.
+fn answer_fingerprint(request: &Request) -> Option<String> {
+    let key = serde_json::to_vec(&(&request.query, &request.operation_name, &request.variables)).ok()?;
+    Some(format!("{:x}", Sha256::digest(key)))
 }
 
 /// One item of a batch: its persisted query settled, then run; a refused item answers alone.
