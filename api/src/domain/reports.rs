@@ -242,19 +242,12 @@ pub async fn funding_report<C: ConnectionTrait>(db: &C, q: ReportQuery, k: u32) 
     let mut overall = Raw::default();
     if !service_ids.is_empty() {
         daily(db, &service_ids, &buckets, &mut per_period, &mut per_service, &mut overall, q).await?;
-        let counts = distinct(db, &service_ids, &buckets, true).await?;
-        for ((svc, b), c) in counts {
-            if let Some(svc) = svc {
-                merge_distinct(per_period.entry((svc, b)).or_default(), c);
+        for (level, c) in distinct_counts(db, &service_ids, &buckets).await? {
+            match level {
+                Level::Period(svc, b) => merge_distinct(per_period.entry((svc, b)).or_default(), c),
+                Level::Service(svc) => merge_distinct(per_service.entry(svc).or_default(), c),
+                Level::Overall => merge_distinct(&mut overall, c),
             }
-        }
-        for ((svc, _), c) in distinct(db, &service_ids, &whole, true).await? {
-            if let Some(svc) = svc {
-                merge_distinct(per_service.entry(svc).or_default(), c);
-            }
-        }
-        for (_, c) in distinct(db, &service_ids, &whole, false).await? {
-            merge_distinct(&mut overall, c);
         }
         for ((svc, b), n) in new_patrons(db, &service_ids, &buckets, true).await? {
             if let Some(svc) = svc {
@@ -463,6 +456,79 @@ async fn daily<C: ConnectionTrait>(
         }
     }
     Ok(())
+}
+
+/// Where a distinct count belongs: a service in a period, a service over the range, or all
+/// services over the range.
+enum Level {
+    Period(Uuid, usize),
+    Service(Uuid),
+    Overall,
+}
+
+/// Exact distinct patrons at every [`Level`]: total, per channel, per patron type. On
+/// PostgreSQL one statement with `GROUPING SETS` reads the roll-up once (an index-only scan of
+/// its key); SQLite has no grouping sets and gets three statements per level.
+async fn distinct_counts<C: ConnectionTrait>(
+    db: &C,
+    services: &[Uuid],
+    buckets: &[(NaiveDate, NaiveDate)],
+) -> AppResult<Vec<(Level, Distinct)>> {
+    let backend = db.get_database_backend();
+    if backend != DbBackend::Postgres {
+        let (Some(first), Some(last)) = (buckets.first(), buckets.last()) else { return Ok(Vec::new()) };
+        let whole = [(first.0, last.1)];
+        let mut out = Vec::new();
+        for ((svc, b), c) in distinct(db, services, buckets, true).await? {
+            out.extend(svc.map(|svc| (Level::Period(svc, b), c)));
+        }
+        for ((svc, _), c) in distinct(db, services, &whole, true).await? {
+            out.extend(svc.map(|svc| (Level::Service(svc), c)));
+        }
+        out.extend(distinct(db, services, &whole, false).await?.into_values().map(|c| (Level::Overall, c)));
+        return Ok(out);
+    }
+    let mut values = Vec::new();
+    let case = bucket_case(backend, "day", buckets, &mut values);
+    let list = in_list(backend, services, &mut values);
+    let (a, b) = range_binds(backend, buckets, &mut values);
+    // `g` has a bit set for each of (service_id, b, channel, patron_type) NOT grouped on.
+    let sql = format!(
+        "SELECT service_id, b, channel, patron_type, GROUPING(service_id, b, channel, patron_type) AS g, \
+         COUNT(DISTINCT patron_id) AS n FROM (SELECT service_id, patron_id, channel, patron_type, {case} AS b \
+         FROM service_patron_day WHERE service_id IN ({list}) AND day >= {a} AND day <= {b}) t \
+         GROUP BY GROUPING SETS ((service_id, b), (service_id, b, channel), (service_id, b, patron_type), \
+         (service_id), (service_id, channel), (service_id, patron_type), (), (channel), (patron_type))"
+    );
+    let mut by_level: HashMap<(Option<Uuid>, Option<usize>), Distinct> = HashMap::new();
+    for row in db.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await? {
+        let g: i32 = row.try_get("", "g")?;
+        let svc: Option<Uuid> = if g & 8 == 0 { row.try_get("", "service_id")? } else { None };
+        let bucket: Option<i64> = if g & 4 == 0 { row.try_get("", "b")? } else { None };
+        let n: i64 = row.try_get("", "n")?;
+        let entry = by_level.entry((svc, bucket.map(|b| usize::try_from(b).unwrap_or_default()))).or_default();
+        if g & 2 == 0 {
+            let channel: String = row.try_get("", "channel")?;
+            entry.channels.insert(channel, n);
+        } else if g & 1 == 0 {
+            let patron_type: String = row.try_get("", "patron_type")?;
+            entry.types.insert(patron_type, n);
+        } else {
+            entry.total = n;
+        }
+    }
+    Ok(by_level
+        .into_iter()
+        .filter_map(|(key, c)| {
+            let level = match key {
+                (Some(svc), Some(b)) => Level::Period(svc, b),
+                (Some(svc), None) => Level::Service(svc),
+                (None, None) => Level::Overall,
+                (None, Some(_)) => return None,
+            };
+            Some((level, c))
+        })
+        .collect())
 }
 
 /// Exact distinct patrons per (service?, bucket): total, per channel, per patron type.

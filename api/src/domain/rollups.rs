@@ -224,5 +224,11 @@ where
         }
     }
     txn.commit().await?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        // Reports read `service_patron_day` by its key alone: after a bulk rewrite, the
+        // visibility map lets PostgreSQL answer from the index without visiting the table
+        // (several times faster on millions of rows), and fresh statistics pick that plan.
+        db.execute_unprepared("VACUUM (ANALYZE) interaction_daily, service_patron_day, service_patron_first").await?;
+    }
     Ok(RebuildReport { interactions: total })
 }
