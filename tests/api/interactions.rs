@@ -751,3 +751,29 @@ async fn anonymous_and_funders_are_refused() {
     }
     assert_eq!(total(&app, json!({})).await, 6);
 }
+
+/// A patron's history keeps naming a service after it is retired; looking the retired service up
+/// directly stays refused.
+#[tokio::test]
+async fn history_names_retired_services() {
+    let app = spawn_app().await;
+    let staff = app.staff_token();
+    let svc = service(&app, "OLD-ILL").await;
+    let who = patron(&app, "RET-1", "Rita Retired", "PUBLIC").await;
+    let at = (Utc::now() - Duration::days(3)).to_rfc3339_opts(SecondsFormat::Secs, true);
+    let input = json!({ "patronId": who, "serviceId": svc, "kind": "LOAN", "channel": "IN_PERSON", "occurredAt": at });
+    record(&app, &staff, input).await.ok();
+    let retire = "mutation($i: UpdateServiceInput!) { updateService(input: $i) { active } }";
+    app.client.query(Some(&staff), retire, json!({ "i": { "id": svc, "active": false } })).await.ok();
+
+    let token = app.patron_token(decode_global_id(&async_graphql::ID(who.clone())).unwrap().1);
+    let mine = "{ me { interactions(first: 5) { edges { node { service { code active } } } } } }";
+    let resp = app.client.query(Some(&token), mine, json!({})).await;
+    assert_eq!(
+        resp.ok()["me"]["interactions"]["edges"][0]["node"]["service"],
+        json!({ "code": "OLD-ILL", "active": false })
+    );
+    let direct =
+        app.client.query(Some(&token), "query($id: ID!) { service(id: $id) { code } }", json!({ "id": svc })).await;
+    direct.expect_code("FORBIDDEN");
+}

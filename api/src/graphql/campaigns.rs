@@ -16,7 +16,7 @@ use super::{
     loaders::AppLoader,
     patrons::{Patron, PatronId, load_patron},
     segments::{Segment, load_segment},
-    services::{Service, load_service},
+    services::{Service, load_referenced_service},
 };
 use crate::{
     auth::Capability,
@@ -62,7 +62,7 @@ impl Campaign {
         load_segment(ctx, self.0.segment_id).await
     }
     async fn promoted_service(&self, ctx: &Context<'_>) -> Result<Service> {
-        load_service(ctx, self.0.promoted_service_id).await
+        load_referenced_service(ctx, self.0.promoted_service_id).await
     }
     async fn channel(&self) -> CampaignChannel {
         self.0.channel.into()
@@ -191,7 +191,7 @@ impl CampaignDelivery {
         Ok(self.campaign_model(ctx).await?.message)
     }
     async fn promoted_service(&self, ctx: &Context<'_>) -> Result<Service> {
-        load_service(ctx, self.campaign_model(ctx).await?.promoted_service_id).await
+        load_referenced_service(ctx, self.campaign_model(ctx).await?.promoted_service_id).await
     }
     /// The campaign (staff, admins, partners with `campaigns:read`).
     async fn campaign(&self, ctx: &Context<'_>) -> Result<Campaign> {

@@ -15,7 +15,7 @@ use super::{
     ids::{NodeKind, parse_global_id, to_global_id},
     loaders::AppLoader,
     patrons::{Patron, load_patron},
-    services::{Service, load_service},
+    services::{Service, load_referenced_service},
 };
 pub use crate::domain::interactions::InteractionOwner;
 use crate::{
@@ -44,7 +44,7 @@ impl Interaction {
         }
     }
     async fn service(&self, ctx: &Context<'_>) -> Result<Service> {
-        load_service(ctx, self.0.service_id).await
+        load_referenced_service(ctx, self.0.service_id).await
     }
     /// The patron's type when the interaction was recorded (kept after anonymisation).
     async fn patron_type(&self) -> PatronType {

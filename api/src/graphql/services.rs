@@ -93,6 +93,14 @@ pub async fn load_service(ctx: &Context<'_>, id: Uuid) -> Result<Service> {
     Ok(Service(model))
 }
 
+/// The service a record the viewer may already see refers to (an interaction, a campaign):
+/// shown even when it has been retired since, so a patron's own history keeps naming the
+/// services they used. Only direct look-ups of services hide retired ones.
+pub async fn load_referenced_service(ctx: &Context<'_>, id: Uuid) -> Result<Service> {
+    let model = ctx.loader()?.load_one(ServiceId(id)).await?.ok_or_else(|| AppError::not_found("service"))?;
+    Ok(Service(model))
+}
+
 /// Catalogue reads and writes through the shared cache (see `cache::catalogue`).
 pub(crate) fn catalogue(state: &AppState) -> Catalogue<'_> {
     Catalogue::new(&state.cache, state.settings.cache.catalogue_ttl)
