@@ -7,6 +7,7 @@ pub mod client;
 pub mod db;
 pub mod redis_server;
 pub mod server;
+pub mod storm;
 
 pub use client::{GqlResponse, TestClient};
 pub use server::{TestApp, TestOptions, spawn_app, spawn_app_with};

@@ -22,6 +22,7 @@ mod privacy;
 mod ratelimit;
 mod recommendations;
 mod reports;
+mod resilience;
 mod roles;
 mod schema;
 mod seed;
