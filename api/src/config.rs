@@ -76,6 +76,10 @@ pub struct Limits {
     pub default_page_size: u64,
     pub max_page_size: u64,
     pub max_bulk_interactions: usize,
+    /// GraphQL operations executing at once per process; `None`: twice the database pool. A
+    /// request past it waits (at most the database acquire timeout) before it is parsed and run,
+    /// so memory stays bounded by the operations actually running, not by the clients waiting.
+    pub max_concurrent_operations: Option<usize>,
 }
 
 impl Default for Limits {
@@ -89,6 +93,7 @@ impl Default for Limits {
             default_page_size: 20,
             max_page_size: 100,
             max_bulk_interactions: 1_000,
+            max_concurrent_operations: None,
         }
     }
 }
@@ -260,6 +265,10 @@ impl Settings {
             default_page_size: parse_num(&get, "RAPPORT_DEFAULT_PAGE_SIZE", defaults.default_page_size)?,
             max_page_size: parse_num(&get, "RAPPORT_MAX_PAGE_SIZE", defaults.max_page_size)?,
             max_bulk_interactions: parse_num(&get, "RAPPORT_MAX_BULK", defaults.max_bulk_interactions)?,
+            max_concurrent_operations: match get("RAPPORT_MAX_CONCURRENT_OPERATIONS") {
+                Some(_) => Some(parse_num(&get, "RAPPORT_MAX_CONCURRENT_OPERATIONS", 0usize)?.max(1)),
+                None => None,
+            },
         };
         let settings = Settings {
             environment,

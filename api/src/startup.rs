@@ -42,7 +42,13 @@ impl Application {
         if let Some(days) = settings.retention_days {
             crate::domain::privacy::spawn_retention_job(db.clone(), days);
         }
-        let state = AppState { db, settings: Arc::new(settings), jwt, metrics, cache, events, audit };
+        let permits = settings
+            .limits
+            .max_concurrent_operations
+            .unwrap_or_else(|| 2 * usize::try_from(settings.database.max_connections).unwrap_or(8))
+            .max(1);
+        let operations = Arc::new(tokio::sync::Semaphore::new(permits));
+        let state = AppState { db, settings: Arc::new(settings), jwt, metrics, cache, events, audit, operations };
         let schema = build_schema(state.clone());
         let server_state = state.clone();
         let mut server = HttpServer::new(move || {

@@ -17,6 +17,8 @@ pub struct AppState {
     pub events: Events,
     /// The audit trail's background writer (flushed on graceful shutdown).
     pub audit: crate::domain::audit::AuditLog,
+    /// Admission of GraphQL operations (see `Limits::max_concurrent_operations`).
+    pub operations: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {

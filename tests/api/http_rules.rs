@@ -347,3 +347,30 @@ async fn cache_headers_public_for_anonymous_catalogue_private_when_authenticated
     let resp = app.client.query(None, CATALOGUE, json!({})).await;
     assert_eq!(resp.header("cache-control").as_deref(), Some("no-store"));
 }
+
+/// Past the configured number of executing operations, requests wait for a slot; when none frees
+/// up within the database acquire timeout the answer is 503 with `Retry-After`, not a pile-up.
+#[tokio::test]
+async fn operations_past_the_admission_limit_wait_then_get_503() {
+    let app = spawn_app_with(
+        TestOptions::default()
+            .with("RAPPORT_MAX_CONCURRENT_OPERATIONS", "2")
+            .with("DATABASE_ACQUIRE_TIMEOUT_SECS", "1"),
+    )
+    .await;
+    let staff = app.staff_token();
+    let query = "{ patrons(first: 5) { totalCount } }";
+    let answers =
+        futures_util::future::join_all((0..12).map(|_| app.client.query(Some(&staff), query, json!({})))).await;
+    assert!(answers.iter().all(|a| a.status == 200 && a.errors().is_empty()), "queued, then served");
+
+    let held = app.state.operations.clone().acquire_many_owned(2).await.expect("the permits");
+    let started = std::time::Instant::now();
+    let resp = app.client.query(Some(&staff), query, json!({})).await;
+    assert_eq!(resp.status, 503);
+    assert_eq!(resp.header("retry-after").as_deref(), Some("1"));
+    resp.expect_code("INTERNAL");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    drop(held);
+    app.client.query(Some(&staff), query, json!({})).await.ok();
+}

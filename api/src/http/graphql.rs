@@ -413,6 +413,9 @@ async fn execute_single(
             .insert_header((header::VARY, "Authorization, Accept"))
             .body(answer.body);
     }
+    let Some(_permit) = admit(state).await else {
+        return busy(media);
+    };
     let executed = run(schema, state, &viewer, ip, request).await;
     state.metrics.record_request(executed.kind, executed.outcome(), started.elapsed());
     if let Some(fingerprint) = &shared
@@ -438,6 +441,31 @@ async fn execute_single(
         builder.insert_header((header::RETRY_AFTER, retry.to_string()));
     }
     builder.json(body_of(&executed))
+}
+
+/// A slot to execute in, waiting at most the database acquire timeout: past that, the server is
+/// overloaded and says so rather than queueing without end.
+async fn admit(state: &AppState) -> Option<tokio::sync::SemaphorePermit<'_>> {
+    let wait = state.settings.database.acquire_timeout;
+    match tokio::time::timeout(wait, state.operations.acquire()).await {
+        Ok(Ok(permit)) => Some(permit),
+        _ => {
+            state.metrics.reject("busy");
+            None
+        }
+    }
+}
+
+/// 503 with `Retry-After` when no execution slot freed up in time.
+fn busy(media: ResponseType) -> HttpResponse {
+    let mut response = request_failure(
+        StatusCode::SERVICE_UNAVAILABLE,
+        media,
+        ErrorCode::Internal,
+        "the server is busy; try again shortly",
+    );
+    response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    response
 }
 
 /// What makes two anonymous requests the same: the document, the operation and the variables.
@@ -467,6 +495,9 @@ async fn execute_batch(
     media: ResponseType,
 ) -> HttpResponse {
     let started = Instant::now();
+    let Some(_permit) = admit(state).await else {
+        return busy(media);
+    };
     let results = futures_util::future::join_all(
         requests.into_iter().map(|request| run_item(schema, state, &viewer, ip, request)),
     )
