@@ -141,6 +141,10 @@ impl ServerProcess {
             .arg("serve")
             .envs(config.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("RAPPORT_BIND", format!("127.0.0.1:{port}"))
+            // As the container image runs it (see the Dockerfile): glibc hands large freed
+            // blocks back to the system instead of keeping the peak of a load spike.
+            .env("MALLOC_MMAP_THRESHOLD_", "131072")
+            .env("MALLOC_TRIM_THRESHOLD_", "131072")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
