@@ -21,7 +21,7 @@ use entity::{enums::PatronType, service};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement, Value};
 use uuid::Uuid;
 
-use super::{rollups::ph, stats};
+use super::{aggregate::count, rollups::ph, stats};
 use crate::{
     auth::Viewer,
     error::{AppError, AppResult},
@@ -64,10 +64,6 @@ impl AwarenessGap {
 
 fn ratio(n: u64, d: u64) -> f64 {
     if d == 0 { 0.0 } else { n as f64 / d as f64 }
-}
-
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }
 
 /// The `first` largest awareness gaps of `patron_type` as of today (staff, admins, partners

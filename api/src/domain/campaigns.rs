@@ -50,12 +50,13 @@ use entity::{
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, RelationTrait, Set, TransactionOptions, TransactionSession, TransactionTrait,
-    sea_query::{Expr, ExprTrait, Func, JoinType, Query, SelectStatement},
+    sea_query::{Expr, ExprTrait, JoinType, Query, SelectStatement},
 };
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{
+    aggregate::{self, count_where},
     consent,
     pagination::{Cursor, Keyset, Page, PageWindow, SortDirection, SortValue},
     segments::{self, SegmentRule},
@@ -417,10 +418,6 @@ fn rate(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
 
-fn to_u64(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
-
 /// Uses of the service in `service` by the patron in `patron`, at or after `from` and before
 /// `until` (all correlated columns of the outer query).
 fn used_between(service: Expr, patron: Expr, from: Expr, until: Expr) -> SelectStatement {
@@ -432,10 +429,6 @@ fn used_between(service: Expr, patron: Expr, from: Expr, until: Expr) -> SelectS
         .and_where(Expr::col((interaction::Entity, interaction::Column::OccurredAt)).gte(from))
         .and_where(Expr::col((interaction::Entity, interaction::Column::OccurredAt)).lt(until))
         .to_owned()
-}
-
-fn flag(cond: impl Into<Condition>) -> Expr {
-    Expr::expr(Func::sum(Expr::case(cond.into(), Expr::val(1i32)).finally(Expr::val(0i32))))
 }
 
 type DeliveryRow = (Uuid, i64, Option<i64>, Option<i64>, Option<i64>);
@@ -463,9 +456,9 @@ pub async fn stats_for(
         .select_only()
         .column(campaign_delivery::Column::CampaignId)
         .expr(Expr::col((campaign_delivery::Entity, campaign_delivery::Column::Id)).count())
-        .expr(flag(delivery(campaign_delivery::Column::DeliveredAt).is_not_null()))
-        .expr(flag(delivery(campaign_delivery::Column::OpenedAt).is_not_null()))
-        .expr(flag(converted))
+        .expr(count_where(delivery(campaign_delivery::Column::DeliveredAt).is_not_null()))
+        .expr(count_where(delivery(campaign_delivery::Column::OpenedAt).is_not_null()))
+        .expr(count_where(converted))
         .join(JoinType::InnerJoin, campaign_delivery::Relation::Campaign.def())
         .filter(campaign_delivery::Column::CampaignId.is_in(ids.iter().copied()))
         .group_by(campaign_delivery::Column::CampaignId)
@@ -485,7 +478,7 @@ pub async fn stats_for(
         .select_only()
         .column(campaign_member::Column::CampaignId)
         .expr(Expr::col((campaign_member::Entity, campaign_member::Column::Id)).count())
-        .expr(flag(held_converted))
+        .expr(count_where(held_converted))
         .join(JoinType::InnerJoin, campaign_member::Relation::Campaign.def())
         .filter(campaign_member::Column::CampaignId.is_in(ids.iter().copied()))
         .filter(campaign_member::Column::InHoldout.eq(true))
@@ -503,15 +496,15 @@ pub async fn stats_for(
                 deliveries.get(&c.id).copied().unwrap_or((c.id, 0, None, None, None));
             let (eligible, held_converted) = held.get(&c.id).copied().unwrap_or((0, None));
             let stats = CampaignStats {
-                targeted: to_u64(c.targeted),
-                holdout: to_u64(c.holdout),
-                skipped_no_consent: to_u64(c.skipped_no_consent),
-                deliveries: to_u64(n),
-                delivered: delivered.map_or(0, to_u64),
-                opened: opened.map_or(0, to_u64),
-                converted: converted.map_or(0, to_u64),
-                holdout_eligible: to_u64(eligible),
-                holdout_converted: held_converted.map_or(0, to_u64),
+                targeted: aggregate::count(c.targeted),
+                holdout: aggregate::count(c.holdout),
+                skipped_no_consent: aggregate::count(c.skipped_no_consent),
+                deliveries: aggregate::count(n),
+                delivered: delivered.map_or(0, aggregate::count),
+                opened: opened.map_or(0, aggregate::count),
+                converted: converted.map_or(0, aggregate::count),
+                holdout_eligible: aggregate::count(eligible),
+                holdout_converted: held_converted.map_or(0, aggregate::count),
             };
             (c.id, stats)
         })

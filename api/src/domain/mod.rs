@@ -1,6 +1,7 @@
 //! Domain logic: validation, queries and rules, free of GraphQL and HTTP.
 
 pub mod accounts;
+pub mod aggregate;
 pub mod audit;
 pub mod awareness;
 pub mod campaigns;

@@ -62,7 +62,10 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::consent::{self, ConsentPurpose};
+use super::{
+    aggregate::count,
+    consent::{self, ConsentPurpose},
+};
 use crate::{auth::Viewer, cache::Cache, error::AppResult};
 
 /// Additive smoothing of every estimated probability (chosen with `rapport
@@ -168,10 +171,6 @@ pub struct CoUsage {
     /// Distinct patrons with any use.
     patrons: u64,
     types: Vec<TypeStat>,
-}
-
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }
 
 impl CoUsage {

@@ -376,7 +376,7 @@ pub async fn sizes(
             let key: String = row.try_get("", "k")?;
             let n: i64 = row.try_get("", "n")?;
             if let Ok(id) = key.parse::<Uuid>() {
-                out.insert(id, u64::try_from(n).unwrap_or(0));
+                out.insert(id, super::aggregate::count(n));
             }
         }
     }

@@ -13,7 +13,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::engagement::{self, LifecycleStage};
+use super::{
+    aggregate::{count, count_where},
+    engagement::{self, LifecycleStage},
+};
 use crate::{
     auth::{Capability, Viewer},
     config::LifecycleSettings,
@@ -69,10 +72,6 @@ pub fn check_read(viewer: &Viewer) -> AppResult<()> {
     viewer.require(Capability::ReadReports)
 }
 
-fn to_u64(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
-
 pub async fn library_stats(
     db: &impl ConnectionTrait,
     viewer: &Viewer,
@@ -100,8 +99,8 @@ pub async fn library_stats(
             .into_tuple::<i64>()
     };
 
-    let active_patrons = distinct_patrons(to, from).one(db).await?.map_or(0, to_u64);
-    let active_first_half = distinct_patrons(mid, from).one(db).await?.map_or(0, to_u64);
+    let active_patrons = distinct_patrons(to, from).one(db).await?.map_or(0, count);
+    let active_first_half = distinct_patrons(mid, from).one(db).await?.map_or(0, count);
     let both_halves = Query::select()
         .column(interaction::Column::PatronId)
         .from(interaction::Entity)
@@ -159,12 +158,11 @@ pub async fn library_stats(
         .await?
         .unwrap_or((None, 0));
 
-    let flag = |cond: Expr| Func::sum(Expr::case(cond, Expr::val(1i32)).finally(Expr::val(0i32)));
     let (nps_responses, promoters, detractors): (i64, Option<i64>, Option<i64>) = nps_response::Entity::find()
         .select_only()
         .expr(Expr::col(nps_response::Column::Id).count())
-        .expr(flag(nps_response::Column::Score.gte(9)))
-        .expr(flag(nps_response::Column::Score.lte(6)))
+        .expr(count_where(nps_response::Column::Score.gte(9)))
+        .expr(count_where(nps_response::Column::Score.lte(6)))
         .filter(nps_response::Column::AnsweredAt.gte(from))
         .filter(nps_response::Column::AnsweredAt.lt(to))
         .into_tuple()
@@ -181,14 +179,14 @@ pub async fn library_stats(
         active_first_half,
         retained,
         interactions,
-        by_channel: by_channel.into_iter().map(|(c, n)| (c, to_u64(n))).collect(),
-        by_kind: by_kind.into_iter().map(|(k, n)| (k, to_u64(n))).collect(),
-        top_services: top_services.into_iter().map(|(s, n, p)| (s, to_u64(n), to_u64(p))).collect(),
+        by_channel: by_channel.into_iter().map(|(c, n)| (c, count(n))).collect(),
+        by_kind: by_kind.into_iter().map(|(k, n)| (k, count(n))).collect(),
+        top_services: top_services.into_iter().map(|(s, n, p)| (s, count(n), count(p))).collect(),
         rating_sum: rating_sum.unwrap_or(0),
-        rating_count: to_u64(rating_count),
-        nps_responses: to_u64(nps_responses),
-        nps_promoters: promoters.map_or(0, to_u64),
-        nps_detractors: detractors.map_or(0, to_u64),
+        rating_count: count(rating_count),
+        nps_responses: count(nps_responses),
+        nps_promoters: promoters.map_or(0, count),
+        nps_detractors: detractors.map_or(0, count),
         lifecycle,
         open_campaigns,
     })
