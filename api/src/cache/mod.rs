@@ -43,6 +43,12 @@ pub trait CacheStore: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Option<Vec<u8>>;
     async fn set(&self, key: &str, value: &[u8], ttl: Duration);
     async fn delete(&self, key: &str);
+    /// Delete several keys (one round trip where the store allows it).
+    async fn delete_many(&self, keys: &[String]) {
+        for key in keys {
+            self.delete(key).await;
+        }
+    }
     /// Add `by` to the counter at `key`, creating it with `window` to live (a fixed window: later
     /// increments do not extend it); returns the new count and the time left in the window, or
     /// `None` when the store is unavailable.
@@ -116,6 +122,13 @@ impl Cache {
 
     pub async fn delete(&self, key: &str) {
         self.store.delete(&self.key(key)).await
+    }
+
+    pub async fn delete_many(&self, keys: impl IntoIterator<Item = String>) {
+        let keys: Vec<String> = keys.into_iter().map(|k| self.key(&k)).collect();
+        if !keys.is_empty() {
+            self.store.delete_many(&keys).await
+        }
     }
 
     pub async fn incr(&self, key: &str, window: Duration) -> Option<(u64, Duration)> {

@@ -356,6 +356,11 @@ impl CacheStore for RedisStore {
             .await;
     }
 
+    async fn delete_many(&self, keys: &[String]) {
+        self.run("delete", |mut conn| async move { redis::cmd("DEL").arg(keys).query_async::<()>(&mut conn).await })
+            .await;
+    }
+
     async fn incr_by(&self, key: &str, by: u64, window: Duration) -> Option<(u64, Duration)> {
         let window_ms = millis(window).max(1);
         let counted = self

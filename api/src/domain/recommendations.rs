@@ -545,6 +545,11 @@ pub async fn invalidate(cache: &Cache, patron_id: Uuid) {
     cache.delete(&patron_key(patron_id)).await;
 }
 
+/// [`invalidate`] for many patrons at once (a bulk sync): one cache round trip.
+pub async fn invalidate_many(cache: &Cache, patron_ids: impl IntoIterator<Item = Uuid>) {
+    cache.delete_many(patron_ids.into_iter().map(patron_key)).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Offline evaluation
 

@@ -91,9 +91,7 @@ pub async fn invalidate_for_interactions<'a>(state: &AppState, rows: impl IntoIt
     let mut patrons: Vec<Uuid> = rows.into_iter().filter_map(|r| r.patron_id).collect();
     patrons.sort_unstable();
     patrons.dedup();
-    for patron_id in patrons {
-        domain::invalidate(&state.cache, patron_id).await;
-    }
+    domain::invalidate_many(&state.cache, patrons).await;
 }
 
 /// Forget the cached ranking of a patron whose consent changed.
